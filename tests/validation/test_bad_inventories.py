@@ -1,0 +1,183 @@
+"""Bad inventories are refused before any host is touched, with a message naming host and
+variable.
+
+Every case runs the whole site.yml against hosts that do not exist: a task that tried to
+reach one would fail as unreachable, so failing with the validation message proves the
+check ran before anything else.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+LAB = REPO_ROOT / "inventories" / "lab"
+
+Inventory = dict[str, Any]
+
+
+def load_lab_inventory() -> Inventory:
+    """The lab inventory as {relative file path: parsed YAML}."""
+    files = [LAB / "hosts.yml", *sorted((LAB / "group_vars" / "all").glob("*.yml"))]
+    return {str(path.relative_to(LAB)): yaml.safe_load(path.read_text()) for path in files}
+
+
+def write_inventory(inventory: Inventory, directory: Path) -> None:
+    for name, content in inventory.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(content))
+
+
+def run_site(inventory: Inventory, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    write_inventory(inventory, tmp_path)
+    # Unreachable on purpose: a container name no engine has.
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(tmp_path), "site.yml"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def groups(inventory: Inventory) -> dict[str, Any]:
+    children: dict[str, Any] = inventory["hosts.yml"]["all"]["children"]
+    return children
+
+
+def host(inventory: Inventory, name: str) -> dict[str, Any]:
+    for group in groups(inventory).values():
+        hosts = group.get("hosts") or {}
+        if name in hosts:
+            if hosts[name] is None:
+                hosts[name] = {}
+            found: dict[str, Any] = hosts[name]
+            return found
+    raise KeyError(name)
+
+
+def rename_hosts(inventory: Inventory) -> Inventory:
+    """Point every host at a container that does not exist."""
+    renamed = copy.deepcopy(inventory)
+    for group in groups(renamed).values():
+        hosts = group.get("hosts") or {}
+        group["hosts"] = {f"nohost-{name}": value for name, value in hosts.items()}
+    return renamed
+
+
+def two_managers(inv: Inventory) -> None:
+    workers = groups(inv)["swarm_workers"]["hosts"]
+    groups(inv)["swarm_managers"]["hosts"]["lab-vm2"] = workers.pop("lab-vm2")
+
+
+def no_managers(inv: Inventory) -> None:
+    managers = groups(inv)["swarm_managers"]["hosts"]
+    groups(inv)["swarm_workers"]["hosts"].update(managers)
+    groups(inv)["swarm_managers"]["hosts"] = {}
+
+
+def nine_managers(inv: Inventory) -> None:
+    managers = groups(inv)["swarm_managers"]["hosts"]
+    managers.update(groups(inv)["swarm_workers"]["hosts"])
+    groups(inv)["swarm_workers"]["hosts"] = {}
+    for index in range(4, 10):
+        managers[f"lab-vm{index}"] = {"lab_vm_address": f"172.29.0.{10 + index}"}
+
+
+def manager_and_worker(inv: Inventory) -> None:
+    groups(inv)["swarm_workers"]["hosts"]["lab-vm1"] = {}
+
+
+def outside_the_swarm(inv: Inventory) -> None:
+    groups(inv)["stray"] = {"hosts": {"lab-vm9": {"lab_vm_address": "172.29.0.19"}}}
+
+
+def label_not_a_string(inv: Inventory) -> None:
+    host(inv, "lab-vm2")["swarm_node_labels"] = {"zone": 2}
+
+
+def labels_not_a_mapping(inv: Inventory) -> None:
+    host(inv, "lab-vm2")["swarm_node_labels"] = ["zone=b"]
+
+
+def bad_availability(inv: Inventory) -> None:
+    host(inv, "lab-vm3")["swarm_node_availability"] = "off"
+
+
+def bad_engine_source(inv: Inventory) -> None:
+    inv["group_vars/all/docker.yml"]["docker_engine_source"] = "snap"
+
+
+def log_files_not_a_number(inv: Inventory) -> None:
+    inv["group_vars/all/docker.yml"]["docker_engine_log_max_file"] = "many"
+
+
+def network_without_name(inv: Inventory) -> None:
+    inv["group_vars/all/swarm.yml"]["swarm_networks"] = [{"attachable": True}]
+
+
+def network_encryption_not_bool(inv: Inventory) -> None:
+    inv["group_vars/all/swarm.yml"]["swarm_networks"][0]["encrypted"] = "sometimes"
+
+
+def listen_port_not_a_number(inv: Inventory) -> None:
+    host(inv, "lab-vm1")["swarm_listen_port"] = "twenty-three"
+
+
+# (mutation, fragments the failure message must contain)
+CASES: list[tuple[Callable[[Inventory], None], list[str]]] = [
+    (two_managers, ["swarm_managers has 2 hosts", "nohost-lab-vm1", "nohost-lab-vm2"]),
+    (no_managers, ["swarm_managers has 0 hosts"]),
+    (nine_managers, ["swarm_managers has 9 hosts"]),
+    (manager_and_worker, ["host nohost-lab-vm1", "both swarm_managers and swarm_workers"]),
+    (outside_the_swarm, ["host nohost-lab-vm9", "neither swarm_managers nor"]),
+    (label_not_a_string, ["host nohost-lab-vm2", "swarm_node_labels", '"zone": 2']),
+    (labels_not_a_mapping, ["host nohost-lab-vm2", "swarm_node_labels"]),
+    (bad_availability, ["host nohost-lab-vm3", "swarm_node_availability", "off"]),
+    (bad_engine_source, ["host nohost-lab-vm", "docker_engine_source", "snap"]),
+    (log_files_not_a_number, ["host nohost-lab-vm", "docker_engine_log_max_file"]),
+    (network_without_name, ["host nohost-lab-vm", "swarm_networks", "name"]),
+    (network_encryption_not_bool, ["host nohost-lab-vm", "encrypted"]),
+    (listen_port_not_a_number, ["host nohost-lab-vm1", "swarm_listen_port"]),
+]
+
+
+@pytest.mark.parametrize(("mutate", "fragments"), CASES, ids=[c[0].__name__ for c in CASES])
+def test_bad_inventory_is_refused_before_any_change(
+    mutate: Callable[[Inventory], None], fragments: list[str], tmp_path: Path
+) -> None:
+    inventory = load_lab_inventory()
+    mutate(inventory)
+    result = run_site(rename_hosts(inventory), tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "UNREACHABLE" not in output, "a host was contacted before validation failed"
+    failure = "\n".join(line for line in output.splitlines() if "[ERROR]" in line)
+    for fragment in fragments:
+        assert fragment in failure, f"{fragment!r} not in:\n{failure}"
+
+
+def test_lab_inventory_passes_validation(tmp_path: Path) -> None:
+    write_inventory(load_lab_inventory(), tmp_path)
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(tmp_path), "playbooks/validate.yml"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
