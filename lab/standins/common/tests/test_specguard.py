@@ -86,3 +86,9 @@ def test_thingsboard_login_conforms(thingsboard: SpecGuard) -> None:
 
 def test_thingsboard_wrong_method_is_reported(thingsboard: SpecGuard) -> None:
     assert thingsboard.check("DELETE", "/api/auth/login")
+
+
+def test_null_fields_count_as_absent_only_when_asked(thingsboard: SpecGuard) -> None:
+    body = json.dumps({"name": "d1", "label": None, "deviceProfileId": None}).encode()
+    assert thingsboard.check("POST", "/api/device", body=body)
+    assert thingsboard.check("POST", "/api/device", body=body, drop_nulls=True) == []

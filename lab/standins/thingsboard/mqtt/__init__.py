@@ -1,0 +1,1 @@
+"""mqtt of the ThingsBoard stand-in."""
