@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+
+from tests.conftest import REPO_ROOT
+
+
+def load_filter() -> ModuleType:
+    path = REPO_ROOT / "plugins" / "filter" / "swarm_objects.py"
+    spec = importlib.util.spec_from_file_location("swarm_objects", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["swarm_objects"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_names_carry_stack_logical_name_and_content_digest() -> None:
+    names = load_filter().swarm_object_names({"cookie": "abc", "api_key": "k:s"}, "emqx")
+    assert names["cookie"].startswith("emqx_cookie_")
+    assert len(names["cookie"].rsplit("_", 1)[1]) == 12
+    assert names["api_key"].startswith("emqx_api_key_")
+
+
+def test_name_changes_exactly_when_content_changes() -> None:
+    swarm_object_names = load_filter().swarm_object_names
+    first = swarm_object_names({"cookie": "abc"}, "emqx")
+    assert swarm_object_names({"cookie": "abc"}, "emqx") == first
+    assert swarm_object_names({"cookie": "abd"}, "emqx") != first
+
+
+def test_external_objects_section() -> None:
+    section = load_filter().swarm_external_objects({"cookie": "emqx_cookie_0123456789ab"})
+    assert section == {"cookie": {"external": True, "name": "emqx_cookie_0123456789ab"}}
+
+
+def test_unconverged_services_are_the_ones_short_of_their_replicas() -> None:
+    lines = [
+        "emqx_node1 replicated 1/1",
+        "emqx_node2 replicated 0/1",
+        "sim_lab-vm2 replicated 1/2 (max 1 per node)",
+        "agent global 2/3",
+        "install replicated-job 0/1 (1/1 completed)",
+    ]
+    pending = load_filter().unconverged_services(lines)
+    assert pending == ["emqx_node2", "sim_lab-vm2", "agent"]
