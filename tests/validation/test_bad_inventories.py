@@ -137,6 +137,14 @@ def listen_port_not_a_number(inv: Inventory) -> None:
     host(inv, "lab-vm1")["swarm_listen_port"] = "twenty-three"
 
 
+def two_emqx_nodes(inv: Inventory) -> None:
+    groups(inv)["emqx"] = {"hosts": {"lab-vm1": None, "lab-vm2": None}}
+
+
+def two_databases(inv: Inventory) -> None:
+    groups(inv)["timescaledb"] = {"hosts": {"lab-vm2": None, "lab-vm3": None}}
+
+
 # (mutation, fragments the failure message must contain)
 CASES: list[tuple[Callable[[Inventory], None], list[str]]] = [
     (two_managers, ["swarm_managers has 2 hosts", "nohost-lab-vm1", "nohost-lab-vm2"]),
@@ -152,6 +160,8 @@ CASES: list[tuple[Callable[[Inventory], None], list[str]]] = [
     (network_without_name, ["host nohost-lab-vm", "swarm_networks", "name"]),
     (network_encryption_not_bool, ["host nohost-lab-vm", "encrypted"]),
     (listen_port_not_a_number, ["host nohost-lab-vm1", "swarm_listen_port"]),
+    (two_emqx_nodes, ["group emqx has 2 hosts", "nohost-lab-vm1", "nohost-lab-vm2"]),
+    (two_databases, ["group timescaledb has 2 hosts", "nohost-lab-vm2", "nohost-lab-vm3"]),
 ]
 
 
