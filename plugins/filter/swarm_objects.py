@@ -22,7 +22,9 @@ def content_name(prefix: str, logical: str, content: str) -> str:
 
 def swarm_object_names(contents: Mapping[str, Any], prefix: str) -> dict[str, str]:
     """Map each logical name of ``contents`` to its content-addressed swarm object name."""
-    return {logical: content_name(prefix, logical, str(value)) for logical, value in contents.items()}
+    return {
+        logical: content_name(prefix, logical, str(value)) for logical, value in contents.items()
+    }
 
 
 def swarm_external_objects(names: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -43,7 +45,11 @@ def unconverged_services(lines: Iterable[str]) -> list[str]:
     pending = []
     for line in lines:
         match = SERVICE_LINE.match(line)
-        if match and match["mode"] in ("replicated", "global") and match["running"] != match["desired"]:
+        if (
+            match
+            and match["mode"] in ("replicated", "global")
+            and match["running"] != match["desired"]
+        ):
             pending.append(match["name"])
     return pending
 

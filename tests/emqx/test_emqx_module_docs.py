@@ -20,6 +20,7 @@ def test_docs_are_yaml(name: str) -> None:
         if isinstance(node, ast.Assign)
         and isinstance(node.targets[0], ast.Name)
         and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
     }
     documentation = yaml.safe_load(docs["DOCUMENTATION"])
     assert documentation["module"] == name

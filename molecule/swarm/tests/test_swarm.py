@@ -42,7 +42,9 @@ def manager(host: Host) -> Host:
 
 def nodes(manager: Host) -> list[dict[str, Any]]:
     ids = manager.check_output("docker node ls --quiet").split()
-    parsed: list[dict[str, Any]] = json.loads(manager.check_output(f"docker node inspect {' '.join(ids)}"))
+    parsed: list[dict[str, Any]] = json.loads(
+        manager.check_output(f"docker node inspect {' '.join(ids)}")
+    )
     return parsed
 
 
@@ -86,11 +88,15 @@ def test_service_reaches_a_service_on_another_node_by_name(manager: Host) -> Non
     network = inventory_vars(manager)["swarm_networks"][0]["name"]
     suffix = uuid.uuid4().hex[:6]
     server, client = f"probe-server-{suffix}", f"probe-client-{suffix}"
-    fetch = f"for i in $(seq 1 60); do busybox wget -qO- http://{server}:8080/ && exit 0; sleep 1; done; exit 1"
+    fetch = (
+        f"for i in $(seq 1 60); do busybox wget -qO- http://{server}:8080/ && exit 0; "
+        "sleep 1; done; exit 1"
+    )
     try:
         manager.check_output(
             f"docker service create --detach --name {server} --network {network} "
-            f"--endpoint-mode dnsrr --constraint node.labels.tinyml.host=={server_node} {PROBE_IMAGE}"
+            f"--endpoint-mode dnsrr --constraint node.labels.tinyml.host=={server_node} "
+            f"{PROBE_IMAGE}"
         )
         manager.check_output(
             f"docker service create --detach --name {client} --network {network} "
@@ -169,4 +175,6 @@ def test_a_new_worker_joins_with_its_labels_and_leaves_on_request(
         assert remaining == set(original)
     finally:
         subprocess.run(["docker", "rm", "--force", new], capture_output=True, check=False)
-        subprocess.run(["docker", "volume", "rm", f"{new}-docker"], capture_output=True, check=False)
+        subprocess.run(
+            ["docker", "volume", "rm", f"{new}-docker"], capture_output=True, check=False
+        )
