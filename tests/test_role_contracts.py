@@ -1,0 +1,67 @@
+"""Every role's variables are prefixed, typed in meta/argument_specs.yml and documented in
+its README next to their default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+ROLES = sorted(p.parent.parent for p in (REPO_ROOT / "roles").glob("*/meta/argument_specs.yml"))
+
+
+def role_ids() -> list[str]:
+    return [role.name for role in ROLES]
+
+
+def spec_options(role: Path) -> dict[str, Any]:
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options: dict[str, Any] = {}
+    for entry in specs.values():
+        options.update(entry.get("options") or {})
+    return options
+
+
+def defaults(role: Path) -> dict[str, Any]:
+    path = role / "defaults" / "main.yml"
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text()) if path.exists() else {}
+    return loaded or {}
+
+
+def test_every_role_directory_has_argument_specs() -> None:
+    for role in (REPO_ROOT / "roles").iterdir():
+        if role.is_dir():
+            assert (role / "meta" / "argument_specs.yml").exists(), role.name
+
+
+@pytest.mark.parametrize("role", ROLES, ids=role_ids())
+def test_variables_carry_the_role_prefix(role: Path) -> None:
+    prefix = f"{role.name}_"
+    names = {*defaults(role), *spec_options(role)}
+    strays = [name for name in names if not name.startswith(prefix)]
+    assert strays == []
+
+
+@pytest.mark.parametrize("role", ROLES, ids=role_ids())
+def test_every_default_is_in_the_argument_spec(role: Path) -> None:
+    assert set(defaults(role)) <= set(spec_options(role))
+
+
+@pytest.mark.parametrize("role", ROLES, ids=role_ids())
+def test_every_option_has_a_type_and_a_description(role: Path) -> None:
+    for name, option in spec_options(role).items():
+        assert option.get("type"), name
+        assert option.get("description"), name
+
+
+@pytest.mark.parametrize("role", ROLES, ids=role_ids())
+def test_readme_documents_every_variable(role: Path) -> None:
+    readme = role / "README.md"
+    assert readme.exists()
+    rows = [line for line in readme.read_text().splitlines() if line.startswith("| `")]
+    documented = {line.split("`")[1] for line in rows}
+    assert sorted(set(spec_options(role)) - documented) == []
