@@ -1,38 +1,28 @@
 """A small client for the EMQX 5 REST API, shared by the emqx_* modules.
 
-Stdlib and ansible.module_utils only (managed nodes may lack ``requests``). Authenticates
-with an API key (HTTP Basic), speaks JSON and multipart, pages through lists, counts its
-requests, and retries with capped exponential backoff on connection errors, 429 and 5xx.
-Errors carry EMQX's ``code`` and ``message``.
+Authenticates with an API key (HTTP Basic) and pages through EMQX's lists; the HTTP core
+(JSON and multipart, retries with capped backoff, request counting) is json_api's. Errors
+carry EMQX's ``code`` and ``message``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.json_api import ApiError, JsonApiClient
 
 API_PREFIX = "/api/v5"
 PAGE_LIMIT = 10000  # the largest page EMQX's list endpoints accept
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class EmqxError(Exception):
-    """A failed API call, with EMQX's error code and message when it sent them."""
-
-    def __init__(self, status: int | None, code: str, message: str, method: str, path: str):
-        super().__init__(f"{method} {path}: HTTP {status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
+class EmqxError(ApiError):
+    """A failed EMQX API call, with EMQX's error code and message when it sent them."""
 
 
 def quote_segment(value: str) -> str:
@@ -40,7 +30,11 @@ def quote_segment(value: str) -> str:
     return quote(value, safe="")
 
 
-class EmqxClient:
+class EmqxClient(JsonApiClient):
+    """Paths are relative to /api/v5; authenticated with an API key (HTTP Basic)."""
+
+    error_class = EmqxError
+
     def __init__(
         self,
         api_url: str,
@@ -55,79 +49,21 @@ class EmqxClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         base = api_url.rstrip("/")
-        self.base = base if base.endswith(API_PREFIX) else base + API_PREFIX
+        super().__init__(
+            base if base.endswith(API_PREFIX) else base + API_PREFIX,
+            validate_certs=validate_certs,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            sleep=sleep,
+        )
         token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode()
         self.auth = f"Basic {token}"
-        self.validate_certs = validate_certs
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.sleep = sleep
-        self.requests = 0  # every HTTP request sent, retries included
 
-    # -- core ------------------------------------------------------------------------------
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        multipart: tuple[str, str, bytes, str] | None = None,
-        expect: Sequence[int] = (200, 201, 204),
-    ) -> tuple[int, Any]:
-        """Send one call; ``path`` is relative to /api/v5. ``multipart`` is
-        (field, filename, content, content_type). Returns (status, decoded JSON or None)."""
-        url = self.base + path
-        if query:
-            url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
-        headers = {"Authorization": self.auth, "Accept": "application/json"}
-        data: bytes | None = None
-        if multipart is not None:
-            data, headers["Content-Type"] = _multipart(*multipart)
-        elif body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        attempt = 0
-        while True:
-            attempt += 1
-            self.requests += 1
-            try:
-                response = open_url(
-                    url,
-                    data=data,
-                    headers=headers,
-                    method=method,
-                    validate_certs=self.validate_certs,
-                    timeout=self.timeout,
-                    follow_redirects="none",
-                )
-                status = response.getcode()
-                raw = response.read()
-            except HTTPError as exc:
-                status, raw = exc.code, exc.read() if exc.fp is not None else b""
-            except (URLError, OSError) as exc:
-                if attempt <= self.retries:
-                    self._wait(attempt)
-                    continue
-                raise EmqxError(None, "CONNECTION_ERROR", str(exc), method, path) from exc
-            if status in RETRY_STATUS and attempt <= self.retries:
-                self._wait(attempt)
-                continue
-            decoded = _decode(raw)
-            if status not in expect:
-                code, message = "", raw.decode(errors="replace")[:500]
-                if isinstance(decoded, dict):
-                    code = str(decoded.get("code", ""))
-                    message = str(decoded.get("message", message))
-                raise EmqxError(status, code, message, method, path)
-            return status, decoded
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": self.auth}
 
-    def _wait(self, attempt: int) -> None:
-        self.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
-
-    # -- helpers ---------------------------------------------------------------------------
     def get_all(self, path: str, query: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """Every item of a paged list (``{data, meta:{hasnext}}``), PAGE_LIMIT per request."""
         page = 1
@@ -141,32 +77,6 @@ class EmqxClient:
             if not data or not meta.get("hasnext", False):
                 return
             page += 1
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
-def _multipart(field: str, filename: str, content: bytes, content_type: str) -> tuple[bytes, str]:
-    boundary = "emqx-" + secrets.token_hex(16)
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode()
-    body = head + content + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def common_argument_spec() -> dict[str, Any]:
@@ -213,7 +123,7 @@ def exit_compact(module: Any, result: dict[str, Any], shown_args: dict[str, Any]
     module.exit_json(**result)
 
 
-class FleetModule(AnsibleModule):  # type: ignore[misc]
+class FleetModule(AnsibleModule):
     """AnsibleModule that logs a compact invocation to the target's syslog/journal.
 
     The stock one logs str() of every parameter, sanitized against every no_log value:
