@@ -15,12 +15,13 @@ ansible-lint
 ruff check .
 ruff format --check .
 # One run per tree: Ansible's module and plugin directories may share module names.
-for tree in "library module_utils" plugins/filter plugins/lookup lab tests "$(ls -d molecule/*/tests)"; do
+for tree in "library module_utils" plugins/filter plugins/lookup lab tests "$(ls -d molecule/*/tests)" \
+  "device_sim/src device_sim/tests files/models/train.py" bench; do
   mypy $tree
 done
 
 echo "== pytest"
-python -m pytest -q tests lab
+python -m pytest -q tests lab device_sim/tests
 
 echo "== molecule"
 for scenario in $(ls molecule/*/molecule.yml | xargs -n1 dirname | xargs -n1 basename); do

@@ -1,0 +1,474 @@
+"""paho-mqtt clients driven by one asyncio loop, so a process can hold 10,000 connections.
+
+paho's own loop uses select(), which cannot watch more than ~1,000 sockets. Here every client
+is run through paho's external-loop hooks instead: the asyncio loop (epoll) watches the
+sockets and calls loop_read/loop_write, one timer sweeps loop_misc (keepalive), and writes are
+flushed in one batch per loop iteration instead of one epoll registration per publish.
+Blocking connects (TCP and TLS handshake) run in a small thread pool, rate-limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+MQTT5 = "5"
+MQTT311 = "3.1.1"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOptions:
+    endpoints: tuple[tuple[str, int], ...]
+    protocol: str = MQTT5
+    keepalive_s: int = 60
+    tls: ssl.SSLContext | None = None
+    tls_hostname_check: bool = True
+    connect_rate: float = 200.0
+    connect_timeout_s: float = 10.0
+    max_inflight: int = 20
+
+
+def parse_endpoints(text: str) -> tuple[tuple[str, int], ...]:
+    """ "host:port,host:port" (port 1883 when omitted)."""
+    endpoints = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "1883")
+        endpoints.append((host.strip("[]"), int(port)))
+    if not endpoints:
+        raise ValueError("no broker endpoint given")
+    return tuple(endpoints)
+
+
+def tls_context(ca_file: str, hostname_check: bool) -> ssl.SSLContext:
+    """One context for every client: a context per client would cost ~100 KiB each."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = hostname_check
+    return context
+
+
+def new_properties(packet_type: int) -> Properties:
+    """paho's Properties() is unannotated; this is the one typed way to make one."""
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+_NO_PROPERTIES = new_properties(PacketTypes.PUBACK)
+_READ_SIZE = 16384
+_PUBACK_REASONS: dict[int, ReasonCode] = {}
+
+
+class _Client(mqtt.Client):
+    """paho with two shortcuts for the packet a fleet receives most, the PUBACK
+    (pinned: paho-mqtt==2.2.0; everything else goes through paho unchanged):
+    - reads are buffered: paho asks the socket for 1 byte, then the length byte(s), then the
+      body, i.e. three system calls per PUBACK; one read of what is there serves them all;
+    - a plain successful PUBACK shares immutable ReasonCode and Properties objects instead
+      of building two per message."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_buffer = bytearray()
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buffer = self.read_buffer
+        if not buffer:
+            data = super()._sock_recv(_READ_SIZE)
+            if len(data) <= bufsize:  # also b"" (connection closed)
+                return data
+            buffer += data
+        chunk = bytes(buffer[:bufsize])
+        del buffer[:bufsize]
+        return chunk
+
+    def _sock_close(self) -> None:
+        self.read_buffer.clear()  # bytes of a dead connection must not start the next one
+        super()._sock_close()
+
+    def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        # Packet id, then optionally a reason code and an empty property length.
+        reason = _puback_reason(packet[2:]) if cmd == "PUBACK" else None
+        if reason is None:
+            return super()._handle_pubackcomp(cmd)
+        mid = (packet[0] << 8) | packet[1]
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def _puback_reason(tail: bytes | bytearray) -> ReasonCode | None:
+    """A shared ReasonCode for a plain successful PUBACK tail, None for anything else."""
+    if len(tail) > 2 or (len(tail) == 2 and tail[1]):
+        return None
+    code = tail[0] if tail else 0
+    if code >= 0x80:
+        return None
+    reason = _PUBACK_REASONS.get(code)
+    if reason is None:
+        reason = _PUBACK_REASONS[code] = ReasonCode(PacketTypes.PUBACK, identifier=code)
+    return reason
+
+
+class LinkHandler(Protocol):
+    """What a device gets told about its connection."""
+
+    def on_link_up(self) -> None: ...
+    def on_link_down(self, reason: str) -> None: ...
+    def on_ack(self, mid: int, refused: bool) -> None: ...
+    def on_message(self, message: mqtt.MQTTMessage) -> None: ...
+    def on_subscribed(self, refused: int) -> None: ...
+
+
+class LinkState(Enum):
+    IDLE = "idle"
+    WAITING = "waiting"
+    CONNECTING = "connecting"  # in the connect pool
+    HANDSHAKE = "handshake"  # socket open, CONNACK pending
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class Link:
+    """One device's MQTT connection (one paho client, one socket)."""
+
+    __slots__ = (
+        "_endpoint",
+        "_reading",
+        "_writing",
+        "client",
+        "handler",
+        "hub",
+        "name",
+        "sock",
+        "state",
+    )
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        name: str,
+        password: str,
+        will_topic: str,
+        will_payload: bytes,
+        handler: LinkHandler,
+    ) -> None:
+        self.hub = hub
+        self.name = name
+        self.handler = handler
+        self.state = LinkState.IDLE
+        self.sock: Any = None
+        self._reading = False
+        self._writing = False
+        options = hub.options
+        # Each device starts on an endpoint chosen by its name, then fails over in turn.
+        self._endpoint = zlib.crc32(name.encode()) % len(options.endpoints)
+        protocol = mqtt.MQTTv5 if options.protocol == MQTT5 else mqtt.MQTTv311
+        client = _Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=name,
+            protocol=protocol,
+            clean_session=None if protocol == mqtt.MQTTv5 else True,
+            userdata=self,
+        )
+        client.username_pw_set(name, password)
+        client.will_set(will_topic, will_payload, qos=1, retain=True)
+        client.max_inflight_messages_set(options.max_inflight)
+        client.connect_timeout = options.connect_timeout_s
+        if options.tls is not None:
+            client.tls_set_context(options.tls)
+            client.tls_insecure_set(not options.tls_hostname_check)
+        client.on_connect = _on_connect
+        client.on_disconnect = _on_disconnect
+        client.on_publish = _on_publish
+        client.on_message = _on_message
+        client.on_subscribe = _on_subscribe
+        client.on_socket_open = _on_socket_open
+        client.on_socket_close = _on_socket_close
+        client.on_socket_register_write = _on_register_write
+        client.on_socket_unregister_write = _on_unregister_write
+        self.client = client
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        return self.hub.options.endpoints[self._endpoint]
+
+    @property
+    def connected(self) -> bool:
+        return self.state is LinkState.CONNECTED
+
+    def start(self, delay_s: float = 0.0) -> None:
+        """Queue a connection attempt after `delay_s` (backoff), rate-limited by the hub."""
+        if self.state is not LinkState.IDLE:
+            return
+        self.state = LinkState.WAITING
+        if delay_s > 0:
+            self.hub.loop.call_later(delay_s, self.hub.enqueue, self)
+        else:
+            self.hub.enqueue(self)
+
+    def failover(self) -> None:
+        self._endpoint = (self._endpoint + 1) % len(self.hub.options.endpoints)
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> int:
+        """Queue a publish; returns its message id (acked later through on_ack for QoS 1)."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        return int(info.mid)
+
+    def subscribe(self, topics: list[tuple[str, int]]) -> None:
+        self.client.subscribe(topics)
+
+    def close(self) -> None:
+        """Disconnect cleanly (no last will) and stop reconnecting."""
+        previous = self.state
+        self.state = LinkState.CLOSED
+        if previous is LinkState.CONNECTED:
+            self.client.disconnect()
+        elif previous is not LinkState.CONNECTING:
+            self._detach()
+
+    # Socket plumbing, always on the loop thread.
+
+    def _attach(self, sock: Any) -> None:
+        self.sock = sock
+        self.hub.loop.add_reader(sock, self._on_readable)
+        self._reading = True
+
+    def _detach(self) -> None:
+        if self.sock is not None:
+            if self._reading:
+                self.hub.loop.remove_reader(self.sock)
+            if self._writing:
+                self.hub.loop.remove_writer(self.sock)
+        self._reading = self._writing = False
+        self.sock = None
+
+    def _on_readable(self) -> None:
+        client = self.client
+        client.loop_read()
+        # Bytes already read (our buffer, or TLS's decrypted ones) raise no further event.
+        sock = self.sock
+        while sock is self.sock and (
+            client.read_buffer or (isinstance(sock, ssl.SSLSocket) and sock.pending())
+        ):
+            before = len(client.read_buffer)
+            client.loop_read()
+            if client.read_buffer and len(client.read_buffer) >= before:
+                break  # paho kept a partial packet; the rest comes with the next event
+
+    def _on_writable(self) -> None:
+        self.client.loop_write()
+        self._after_write()
+
+    def flush(self) -> None:
+        if self.sock is None:
+            return
+        self.client.loop_write()
+        self._after_write()
+
+    def _stop_writing(self) -> None:
+        if self._writing and self.sock is not None:
+            self.hub.loop.remove_writer(self.sock)
+        self._writing = False
+
+    def _after_write(self) -> None:
+        if self.sock is None:
+            return
+        want = self.client.want_write()
+        if want and not self._writing:
+            self.hub.loop.add_writer(self.sock, self._on_writable)
+            self._writing = True
+        elif not want and self._writing:
+            self.hub.loop.remove_writer(self.sock)
+            self._writing = False
+
+    def connect_blocking(self) -> None:
+        """Runs in the hub's thread pool: TCP connect, TLS handshake, CONNECT queued."""
+        host, port = self.endpoint
+        self.client.connect(host, port, keepalive=self.hub.options.keepalive_s)
+
+
+_SWEPT = (LinkState.HANDSHAKE, LinkState.CONNECTED)
+
+
+# paho callbacks (module functions: no bound method per client).
+
+
+def _on_connect(
+    _client: mqtt.Client, link: Link, _flags: Any, reason: ReasonCode, _props: Any
+) -> None:
+    if reason.is_failure:
+        log.warning("%s: connection refused: %s", link.name, reason)
+        return  # the broker closes the socket next; on_disconnect schedules the retry
+    link.state = LinkState.CONNECTED
+    link.handler.on_link_up()
+
+
+def _on_disconnect(
+    _client: mqtt.Client, link: Link, _flags: Any, reason: ReasonCode, _props: Any
+) -> None:
+    if link.state is LinkState.CLOSED:
+        return
+    link.state = LinkState.IDLE
+    link.handler.on_link_down(str(reason))
+
+
+def _on_publish(
+    _client: mqtt.Client, link: Link, mid: int, reason: ReasonCode, _props: Any
+) -> None:
+    link.handler.on_ack(mid, reason.is_failure)
+
+
+def _on_message(_client: mqtt.Client, link: Link, message: mqtt.MQTTMessage) -> None:
+    link.handler.on_message(message)
+
+
+def _on_subscribe(
+    _client: mqtt.Client, link: Link, _mid: int, reasons: list[ReasonCode], _props: Any
+) -> None:
+    link.handler.on_subscribed(sum(1 for r in reasons if r.is_failure))
+
+
+def _on_socket_open(_client: mqtt.Client, link: Link, sock: Any) -> None:
+    link.hub.on_loop(link._attach, sock)
+
+
+def _on_socket_close(_client: mqtt.Client, link: Link, _sock: Any) -> None:
+    link.hub.on_loop(link._detach)
+
+
+def _on_register_write(_client: mqtt.Client, link: Link, _sock: Any) -> None:
+    link.hub.on_loop(link.hub.want_flush, link)
+
+
+def _on_unregister_write(_client: mqtt.Client, link: Link, _sock: Any) -> None:
+    link.hub.on_loop(link._stop_writing)
+
+
+class Hub:
+    """The loop side of all links: staggered connects, write batching, keepalive sweeps."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, options: BrokerOptions) -> None:
+        self.loop = loop
+        self.options = options
+        self.links: list[Link] = []
+        self._thread = threading.get_ident()
+        self._queue: deque[Link] = deque()
+        self._queued = asyncio.Event()
+        self._dirty: list[Link] = []
+        self._flush_scheduled = False
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sim-connect")
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connect_failures = 0
+
+    def add(self, link: Link) -> None:
+        self.links.append(link)
+
+    def on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run fn on the loop thread (paho calls back from the connect pool, too)."""
+        if threading.get_ident() == self._thread:
+            fn(*args)
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def want_flush(self, link: Link) -> None:
+        self._dirty.append(link)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for link in dirty:
+            link.flush()
+
+    def enqueue(self, link: Link) -> None:
+        if link.state is LinkState.WAITING:
+            self._queue.append(link)
+            self._queued.set()
+
+    def start(self) -> None:
+        self._tasks = [
+            self.loop.create_task(self._connector()),
+            self.loop.create_task(self._keepalive()),
+        ]
+
+    async def _connector(self) -> None:
+        interval = 1.0 / self.options.connect_rate
+        next_slot = self.loop.time()
+        while True:
+            if not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+                next_slot = max(next_slot, self.loop.time())
+            link = self._queue.popleft()
+            if link.state is not LinkState.WAITING:
+                continue
+            link.state = LinkState.CONNECTING
+            self.loop.create_task(self._connect(link))
+            next_slot += interval
+            delay = next_slot - self.loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def _connect(self, link: Link) -> None:
+        try:
+            await self.loop.run_in_executor(self._pool, link.connect_blocking)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            self.connect_failures += 1
+            if link.state is LinkState.CLOSED:
+                return
+            link.state = LinkState.IDLE
+            link.handler.on_link_down(f"connect to {link.endpoint[0]}:{link.endpoint[1]}: {exc}")
+            return
+        if link.state is LinkState.CLOSED:
+            link.client.disconnect()
+        elif link.state is LinkState.CONNECTING:
+            link.state = LinkState.HANDSHAKE
+
+    async def _keepalive(self) -> None:
+        """paho's loop_misc for every link once a second, in slices to keep the loop fluid."""
+        while True:
+            started = self.loop.time()
+            links = self.links
+            for i in range(0, len(links), 500):
+                for link in links[i : i + 500]:
+                    # loop_misc also drops a socket whose CONNACK never came.
+                    if link.sock is not None and link.state in _SWEPT:
+                        link.client.loop_misc()
+                await asyncio.sleep(0)
+            await asyncio.sleep(max(0.0, 1.0 - (self.loop.time() - started)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
