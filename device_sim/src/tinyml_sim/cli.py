@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         run, "duration", "stop after this many seconds (0: until SIGTERM)", type=float, default=0.0
     )
     _flag(run, "log-level", "logging level", default="INFO")
+    _flag(
+        run,
+        "shard",
+        "K/N: run only shard K of N of the devices file (a swarm service's replicas set K "
+        "from their task slot)",
+        default="1/1",
+    )
 
     check = sub.add_parser("validate", help="check a devices file against the models")
     _flag(check, "devices-file", "devices file", type=Path)
@@ -110,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    devices = DevicesFile.load(args.devices_file)
+    devices = DevicesFile.load(args.devices_file).shard(*parse_shard(args.shard))
     hostname_check = not args.no_tls_hostname_check
     broker = BrokerOptions(
         endpoints=parse_endpoints(args.broker),
@@ -133,6 +140,15 @@ def _run(args: argparse.Namespace) -> int:
     )
     asyncio.run(Fleet(devices, options).run())
     return 0
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N)."""
+    index, _, count = text.partition("/")
+    try:
+        return int(index), int(count)
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 2/3") from None
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +86,11 @@ class DevicesFile:
     @classmethod
     def load(cls, path: Path) -> DevicesFile:
         return cls.from_json(json.loads(path.read_text()))
+
+    def shard(self, index: int, count: int) -> DevicesFile:
+        """The devices of shard ``index`` of ``count`` (1-based, like a swarm task slot):
+        every count-th device from position index-1, so the replicas of one simulator
+        service run disjoint parts of the host's devices file."""
+        if not 1 <= index <= count:
+            raise ValueError(f"shard {index}/{count}: the index must be between 1 and {count}")
+        return replace(self, devices=self.devices[index - 1 :: count])
