@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -10,20 +11,29 @@ from typing import Any
 DIGEST_LENGTH = 12
 
 
-def content_name(prefix: str, logical: str, content: str) -> str:
+def content_bytes(value: Any) -> bytes:
+    """A secret's or config's content: text, or ``{"b64": ...}`` for binary (a model)."""
+    if isinstance(value, Mapping):
+        return base64.b64decode(value["b64"])
+    return str(value).encode()
+
+
+def content_name(prefix: str, logical: str, content: bytes) -> str:
     """``<prefix>_<logical>_<sha256[:12]>``: a new name whenever the content changes.
 
     Swarm secrets and configs are immutable; a service that refers to the new name is
-    updated, so a changed secret or config rolls out.
+    updated, so a changed secret or config rolls out. For a model file the digest is the
+    start of the sha256 its model card records.
     """
-    digest = hashlib.sha256(content.encode()).hexdigest()[:DIGEST_LENGTH]
+    digest = hashlib.sha256(content).hexdigest()[:DIGEST_LENGTH]
     return f"{prefix}_{logical}_{digest}"
 
 
 def swarm_object_names(contents: Mapping[str, Any], prefix: str) -> dict[str, str]:
     """Map each logical name of ``contents`` to its content-addressed swarm object name."""
     return {
-        logical: content_name(prefix, logical, str(value)) for logical, value in contents.items()
+        logical: content_name(prefix, logical, content_bytes(value))
+        for logical, value in contents.items()
     }
 
 

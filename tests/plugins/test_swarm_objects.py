@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import sys
 from types import ModuleType
@@ -47,3 +49,11 @@ def test_unconverged_services_are_the_ones_short_of_their_replicas() -> None:
     ]
     pending = load_filter().unconverged_services(lines)
     assert pending == ["emqx_node2", "sim_lab-vm2", "agent"]
+
+
+def test_binary_content_is_named_by_the_digest_of_its_bytes() -> None:
+    model = bytes(range(256)) * 4
+    names = load_filter().swarm_object_names(
+        {"model": {"b64": base64.b64encode(model).decode()}}, "fleet"
+    )
+    assert names["model"] == "fleet_model_" + hashlib.sha256(model).hexdigest()[:12]
