@@ -46,7 +46,7 @@ _raw:
   elements: str
 """
 
-SKIPPED_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+SKIPPED_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist"}
 
 
 def tree_digest(roots: list[Path], extra: list[str]) -> str:
@@ -59,7 +59,12 @@ def tree_digest(roots: list[Path], extra: list[str]) -> str:
             raise FileNotFoundError(root)
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in files:
-            if SKIPPED_PARTS.intersection(path.parts) or path.suffix == ".pyc":
+            relative = path.relative_to(root).parts if path != root else ()
+            if (
+                SKIPPED_PARTS.intersection(relative)
+                or any(part.endswith(".egg-info") for part in relative)
+                or path.suffix == ".pyc"
+            ):
                 continue
             name = path.name if path == root else path.relative_to(root).as_posix()
             digest.update(b"file\0" + name.encode() + b"\0")
