@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How often DURATION alarm rules are re-checked between messages.
 ALARM_HARVEST_INTERVAL_S = 1.0
+# Seconds a stopping stand-in gives its rule engine to finish the queued messages.
+ENGINE_DRAIN_TIMEOUT_S = 10.0
 
 
 async def _not_ready(_chain: object, _msg: object) -> None:
@@ -95,6 +97,7 @@ async def serve(settings: Settings) -> None:
     )
     writer.start()
     jobs = [
+        asyncio.create_task(engine.consume()),
         asyncio.create_task(_every(settings.state_check_interval_s, states.check, "state")),
         asyncio.create_task(_every(ALARM_HARVEST_INTERVAL_S, engine.harvest_alarms, "alarms")),
     ]
@@ -109,10 +112,12 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
     finally:
         log.info("Shutting down")
+        await mqtt_server.stop()
+        # What the transports took in is processed before the rule engine stops.
+        await engine.drain(ENGINE_DRAIN_TIMEOUT_S)
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
-        await mqtt_server.stop()
         await runner.cleanup()
         with contextlib.suppress(Exception):
             await writer.stop()

@@ -96,7 +96,7 @@ class DeviceStates:
             "inactivityTimeout": self.timeout_ms(device_id),
         }
         meta = device_metadata(device, scope="SERVER_SCOPE")
-        await self.engine.submit(TbMsg(msg_type, tenant_id, "DEVICE", device_id, meta, state))
+        self.engine.enqueue(TbMsg(msg_type, tenant_id, "DEVICE", device_id, meta, state))
 
 
 def _millis(value: object) -> int:

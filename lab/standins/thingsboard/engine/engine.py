@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
@@ -29,9 +31,14 @@ class CompiledChain:
 
 @dataclass
 class RuleEngine:
+    """Transports and the REST API enqueue messages and carry on; one consumer runs them
+    through the chains in arrival order. As with TB's queue, a device's PUBACK means "taken
+    in", not "processed", so a slow chain does not throttle the gateway."""
+
     ctx: Context
     compiled: dict[uuid.UUID, CompiledChain] = field(default_factory=dict)
     unknown_logged: set[str] = field(default_factory=set)
+    queue: asyncio.Queue[TbMsg] = field(default_factory=asyncio.Queue)
 
     def __post_init__(self) -> None:
         self.ctx.run_chain = self.run
@@ -48,6 +55,25 @@ class RuleEngine:
             if chain.get("root"):
                 return id_of(chain["id"])
         return None
+
+    def enqueue(self, msg: TbMsg) -> None:
+        self.queue.put_nowait(msg)
+
+    async def consume(self) -> None:
+        """Process queued messages until cancelled; a failing message is logged and dropped."""
+        while True:
+            msg = await self.queue.get()
+            try:
+                await self.submit(msg)
+            except Exception:  # one bad message must not stop the engine
+                log.exception("Rule engine failed on %s of %s", msg.type, msg.originator_id)
+            finally:
+                self.queue.task_done()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for the queued messages to be processed, at most ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), timeout)
 
     async def submit(self, msg: TbMsg) -> None:
         chain_id = self.chain_for(msg)

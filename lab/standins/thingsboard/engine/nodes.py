@@ -92,13 +92,18 @@ class TimeseriesNode:
 class AttributesNode:
     ctx: Context
     scope: str
+    # TB's updateAttributesOnlyOnValueChange: unchanged values are not written again.
+    only_on_change: bool = False
 
     async def process(self, msg: TbMsg) -> Emitted:
         if not isinstance(msg.data, dict):
             return [("Failure", msg)]
-        await self.ctx.service.store.save_attributes(
-            msg.originator_id, self.scope, parse_kv(msg.data)
-        )
+        entries = parse_kv(msg.data)
+        if self.only_on_change:
+            stored = self.ctx.service.store.attributes[(msg.originator_id, self.scope)]
+            entries = [e for e in entries if e.key not in stored or stored[e.key][0] != e]
+        if entries:
+            await self.ctx.service.store.save_attributes(msg.originator_id, self.scope, entries)
         return [("Success", msg)]
 
 
@@ -299,7 +304,9 @@ def build(node_type: str, config: JsonDict, ctx: Context) -> Node | None:
         RE + "filter.TbMsgTypeSwitchNode": MsgTypeSwitchNode,
         RE + "telemetry.TbMsgTimeseriesNode": lambda: TimeseriesNode(ctx),
         RE + "telemetry.TbMsgAttributesNode": lambda: AttributesNode(
-            ctx, str(config.get("scope") or "SERVER_SCOPE")
+            ctx,
+            str(config.get("scope") or "SERVER_SCOPE"),
+            str(config.get("updateAttributesOnlyOnValueChange", False)).lower() == "true",
         ),
         RE + "metadata.TbGetAttributesNode": lambda: GetAttributesNode(ctx, config),
         RE + "mqtt.TbMqttNode": lambda: MqttNode(ctx, config),

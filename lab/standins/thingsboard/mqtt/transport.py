@@ -215,7 +215,7 @@ class DeviceTransport:
         msg = TbMsg(
             msg_type, tenant_id, "DEVICE", self._id(device), device_metadata(device, **meta), data
         )
-        await self.engine.submit(msg)
+        self.engine.enqueue(msg)
 
 
 def _telemetry_entries(payload: Any) -> list[tuple[int, JsonDict]]:

@@ -65,7 +65,7 @@ async def _save_attributes(
     meta = {"scope": scope}
     if entity_type == "DEVICE":
         meta.update({"deviceName": str(entity.get("name")), "deviceType": str(entity.get("type"))})
-    await app_state.engine.submit(
+    app_state.engine.enqueue(
         TbMsg("ATTRIBUTES_UPDATED", tenant_of(request), entity_type, entity_id, meta, body)
     )
     return web.Response(status=200)
