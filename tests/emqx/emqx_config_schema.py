@@ -40,6 +40,10 @@ HIDDEN_ALLOWED: dict[str, str] = {
     # A listener's on/off switch (default true) is not in the dump: emqx_schema marks it
     # no_doc. It is what the dashboard's listener toggle writes, and EMQX's own test configs
     # disable default listeners this way. The role turns off plain TCP and WebSocket with it.
+    # The name is "enable" ("enabled" is only its alias): emqx/emqx apps/emqx/src/
+    # emqx_schema.erl, base_listener/1: {"enable", sc(boolean(), #{default => true,
+    # aliases => [enabled], importance => ?IMPORTANCE_NO_DOC})}; docs.emqx.com's 5.3 to 5.7
+    # configuration manuals list listeners.tcp.<name>.enable with "Aliases: enabled".
     "listeners.tcp.$name.enable": "listener switch (no_doc)",
     "listeners.ssl.$name.enable": "listener switch (no_doc)",
     "listeners.ws.$name.enable": "listener switch (no_doc)",
@@ -58,6 +62,7 @@ class ConfigSchema:
     """Dotted paths of every config node (leaves and structs), free segments as ``$name``."""
 
     paths: set[str] = field(default_factory=set)
+    types: dict[str, str] = field(default_factory=dict)  # path -> the dump's type text
     arrays: set[str] = field(default_factory=set)  # paths whose value is an array
     free_maps: set[str] = field(default_factory=set)  # maps of scalars: any sub-key is valid
 
@@ -78,6 +83,7 @@ def _walk(node: Mapping[str, Any], prefix: tuple[str, ...], schema: ConfigSchema
         path = (*prefix, fld["text"])
         type_ = str(fld.get("type", ""))
         schema.paths.add(".".join(path))
+        schema.types.setdefault(".".join(path), type_)
         if type_.startswith("Array("):
             schema.arrays.add(".".join(path))
         refs = fld.get("refs", [])
