@@ -410,3 +410,29 @@ def _quiet(fn: Any) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_the_container_healthcheck_imports_only_the_standard_library(tmp_path: Path) -> None:
+    """Under load, importing NumPy and LiteRT outlasted the healthcheck's timeout."""
+    heartbeat = tmp_path / "heartbeat"
+    heartbeat.touch()
+    probe = (
+        "import sys, runpy\n"
+        "try:\n    runpy.run_module('tinyml_sim.health', run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    heavy = sorted({'numpy', 'jsonschema', 'ai_edge_litert'} & set(sys.modules))\n"
+        "    print(done.code, heavy)\n"
+    )
+    env = {**os.environ, "TINYML_SIM_HEARTBEAT_FILE": str(heartbeat)}
+    fresh = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert fresh.stdout.splitlines()[-1] == "0 []", fresh
+    stale = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "TINYML_SIM_MAX_AGE": "-1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert stale.stdout.splitlines()[-1] == "1 []", stale

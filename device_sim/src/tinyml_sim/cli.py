@@ -8,13 +8,12 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from jsonschema import ValidationError
 
-from tinyml_sim import __version__
+from tinyml_sim import __version__, health
 from tinyml_sim.config import DevicesFile
 from tinyml_sim.fleet import Fleet, RunOptions
 from tinyml_sim.models import ModelError
@@ -101,15 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     _flag(check, "devices-file", "devices file", type=Path)
     _flag(check, "models-dir", "models directory", type=Path, default=Path("/models"))
 
-    health = sub.add_parser("healthcheck", help="exit 0 when the heartbeat file is fresh")
+    healthcheck = sub.add_parser("healthcheck", help="exit 0 when the heartbeat file is fresh")
     _flag(
-        health,
+        healthcheck,
         "heartbeat-file",
         "heartbeat file of the running simulator",
         type=Path,
-        default=Path("/tmp/tinyml-sim.heartbeat"),
+        default=health.DEFAULT_HEARTBEAT_FILE,
     )
-    _flag(health, "max-age", "seconds", type=float, default=30.0)
+    _flag(healthcheck, "max-age", "seconds", type=float, default=health.DEFAULT_MAX_AGE_S)
     return parser
 
 
@@ -165,16 +164,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    try:
-        age = time.time() - Path(args.heartbeat_file).stat().st_mtime
-    except OSError as exc:
-        print(f"unhealthy: {exc}")
-        return 1
-    if age > float(args.max_age):
-        print(f"unhealthy: heartbeat is {age:.0f} s old")
-        return 1
-    print("healthy")
-    return 0
+    healthy, why = health.check(Path(args.heartbeat_file), float(args.max_age))
+    print(why)
+    return 0 if healthy else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
