@@ -128,3 +128,17 @@ def test_alarms_reach_the_alert_topic_as_the_bridge_user(chain: Any) -> None:
     configuration = nodes[mqtt]["configuration"]
     assert configuration["topicPattern"] == "tinyml/devices/${deviceName}/alert"
     assert configuration["credentials"]["username"] == "tinyml-bridge"
+
+
+def test_the_connector_uses_its_hosts_emqx_node_and_a_lasting_session() -> None:
+    """The gateway shares only its own host's fate, and its session outlives a restart."""
+    local = render(
+        "tb_gateway",
+        "mqtt_connector.json.j2",
+        {**OVERRIDES, "groups": {"thingsboard": ["TB.host"], "emqx": ["e1", "TB.host"]}},
+    )
+    assert local["broker"]["host"] == "tb-host.emqx.tinyml"
+    assert (local["broker"]["cleanStart"], local["broker"]["cleanSession"]) == (False, False)
+    assert local["broker"]["sessionExpiryInterval"] == 3600
+    elsewhere = rendered_json("mqtt_connector.json.j2")
+    assert elsewhere["broker"]["host"] == "emqx.tinyml"
