@@ -60,7 +60,9 @@ class TelemetryWriter:
 
     async def add(self, entity_id: uuid.UUID, ts: int, entries: list[KvEntry]) -> None:
         for entry in entries:
-            self._rows.append((entity_id, await self.store.key_id(entry.key), ts, *entry.columns))
+            # Await before touching the batch: a flush may swap self._rows meanwhile.
+            key = await self.store.key_id(entry.key)
+            self._rows.append((entity_id, key, ts, *entry.columns))
         if len(self._rows) >= self.max_rows:
             self._wake.set()
 
