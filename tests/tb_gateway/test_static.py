@@ -142,3 +142,8 @@ def test_the_connector_uses_its_hosts_emqx_node_and_a_lasting_session() -> None:
     assert local["broker"]["sessionExpiryInterval"] == 3600
     elsewhere = rendered_json("mqtt_connector.json.j2")
     assert elsewhere["broker"]["host"] == "emqx.tinyml"
+
+
+def test_a_silent_connection_fails_in_seconds() -> None:
+    stack = render("tb_gateway", "stack.yml.j2", OVERRIDES)
+    assert stack["services"]["gateway"]["sysctls"] == {"net.ipv4.tcp_retries2": "6"}
