@@ -225,14 +225,14 @@ class ThingsBoard:
                 request = urllib.request.Request(
                     self.url + path, headers={"X-Authorization": f"Bearer {self._token}"}
                 )
-                with urllib.request.urlopen(request, timeout=60) as response:
+                with urllib.request.urlopen(request, timeout=30) as response:
                     return json.load(response)
             except urllib.error.HTTPError as error:
                 if error.code == 401:
                     self._token = ""
                 elif error.code < 500 or attempt == attempts:
                     raise
-            except urllib.error.URLError:
+            except (urllib.error.URLError, TimeoutError, ConnectionError):
                 if attempt == attempts:
                     raise
             time.sleep(2)
