@@ -27,6 +27,7 @@ from .store import Store
 LOG = logging.getLogger("emqx_standin.broker")
 MQTT_LOG = logging.getLogger("emqx_standin.mosquitto")
 
+LOOPBACK = "127.0.0.1"
 INTERNAL_USER = "_standin_cluster"  # the relay's own login; hidden from the API
 _SAFE_NAME = re.compile(r"^[^\s:#+]+$")  # what fits in mosquitto's passwd/acl line format
 
@@ -155,7 +156,8 @@ class Broker:
             )
         listener.certfile, listener.keyfile = str(cert), str(key)
 
-    def render_conf(self) -> str:
+    def render_conf(self, *, devices: bool = True) -> str:
+        """mosquitto.conf; without ``devices`` only the relay listener, on loopback."""
         s = self.settings
         auth = s.authn_builtin or s.authn_configured
         lines = [
@@ -181,9 +183,9 @@ class Broker:
             "max_keepalive 65535",
             "",
             "# internal relay listener (like EMQX's cluster RPC port)",
-            f"listener {s.cluster_port} {s.cluster_host}".rstrip(),
+            f"listener {s.cluster_port} {s.cluster_host if devices else LOOPBACK}".rstrip(),
         ]
-        for listener in s.listeners.values():
+        for listener in s.listeners.values() if devices else ():
             if not listener.enable:
                 continue
             if listener.tls:
@@ -253,9 +255,11 @@ class Broker:
             os.replace(tmp, path)
 
     # -- process ---------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, *, devices: bool = True) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(self.render_conf(), encoding="utf-8")
+        self.conf.write_text(self.render_conf(devices=devices), encoding="utf-8")
+        self._running = False
+        self._started.clear()
         await asyncio.to_thread(self._write_files)
         self.process = await asyncio.create_subprocess_exec(
             self.settings.mosquitto,

@@ -24,6 +24,8 @@ from .relay import Relay
 from .store import Record, Store
 
 LOG = logging.getLogger("emqx_standin")
+# Inside the 10 s a container (or a VM, `docker stop`) gets before SIGKILL.
+DRAIN_SECONDS = 6.0
 
 
 def read_api_keys(path: str) -> dict[str, str]:
@@ -103,11 +105,23 @@ class Node:
         )
 
     async def stop(self) -> None:
+        """Leave like an EMQX node on a clean stop, which routes a message before it
+        acknowledges it: take no more messages (devices reconnect elsewhere and resend what
+        was not acknowledged), then finish routing what was acknowledged, then go."""
         if self.runner is not None:
             await self.runner.cleanup()
-        await self.cluster.stop()
+        await self.broker.stop()
+        try:
+            await self.broker.start(devices=False)
+        except RuntimeError as exc:
+            LOG.warning("cannot hand over acknowledged messages: %s", exc)
+        else:
+            unconfirmed = await asyncio.to_thread(self.relay.drain, DRAIN_SECONDS)
+            if unconfirmed:
+                LOG.warning("stopping with %d routed messages unconfirmed by peers", unconfirmed)
         await asyncio.to_thread(self.relay.stop)
         await self.broker.stop()
+        await self.cluster.stop()
         self.store.close()
 
     def info(self) -> dict[str, Any]:

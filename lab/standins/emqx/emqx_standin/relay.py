@@ -15,6 +15,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -23,13 +24,23 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .broker import INTERNAL_USER, internal_password
+from .broker import INTERNAL_USER, LOOPBACK, internal_password
 from .config import Peer, Settings
 
 LOG = logging.getLogger("emqx_standin.relay")
 
 RELAY_TAG = "x-emqx-standin-relayed-from"
 CATCH_UP_SECONDS = 2.0
+# The relay keeps one session on its own broker, so what the broker took for it and had not
+# yet handed over when it stopped is handed over at the next connect (see drain()).
+SESSION_EXPIRY_SECONDS = 3600
+DRAIN_TOPIC = "_standin/drain"
+
+
+def _session_properties() -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+    return props
 
 
 def _client(client_id: str, settings: Settings) -> mqtt.Client:
@@ -68,11 +79,16 @@ class Relay:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         suffix = secrets.token_hex(3)
-        self.local = _client(f"standin-relay-{settings.node}-{suffix}", settings)
+        self.local = _client(f"standin-relay-{settings.node}", settings)
         self.local.on_connect = self._on_local_connect
         self.local.on_message = self._on_local_message
         self.peers: dict[str, mqtt.Client] = {}
+        # QoS 1/2 copies sent to each peer and not yet confirmed by it, oldest first, so
+        # that a stopping node can finish routing what its broker acknowledged.
+        self.unconfirmed: dict[str, deque[mqtt.MQTTMessageInfo]] = {}
+        self._unconfirmed_lock = threading.Lock()
         self.connected = threading.Event()
+        self.drained = threading.Event()
         self.connections = 0
         # Retained messages this broker holds (topic -> payload), so a catch-up copies only
         # what is missing or different and devices do not get old announcements again.
@@ -83,6 +99,7 @@ class Relay:
             client.on_message = self._peer_message_handler(peer)
             client.user_data_set({"catch_up_until": 0.0})
             self.peers[peer.node] = client
+            self.unconfirmed[peer.node] = deque()
 
     @property
     def local_host(self) -> str:
@@ -112,12 +129,61 @@ class Relay:
         client.loop_stop()
 
     def start(self) -> None:
-        self.local.connect_async(self.local_host, self.settings.cluster_port, keepalive=30)
+        self.local.connect_async(
+            self.local_host,
+            self.settings.cluster_port,
+            keepalive=30,
+            clean_start=False,
+            properties=_session_properties(),
+        )
         self.local.loop_start()
         for node, client in self.peers.items():
             peer = next(p for p in self.settings.peers if p.node == node)
             client.connect_async(peer.cluster_host, peer.cluster_port, keepalive=30)
             client.loop_start()
+
+    def drain(self, timeout: float) -> int:
+        """Hand over what the local broker acknowledged and the relay has not yet sent on.
+
+        Called once the broker was stopped (devices gone) and started again with only the
+        relay listener on loopback: the relay resumes its session, takes what the broker
+        kept for it up to a marker published behind it, and waits until every connected
+        peer confirmed what was relayed to it. Returns how many copies are unconfirmed.
+        """
+        deadline = time.monotonic() + timeout
+        self.local.loop_stop()
+        self.connected.clear()
+        self.drained.clear()
+        try:
+            self.local.connect(
+                LOOPBACK,
+                self.settings.cluster_port,
+                keepalive=30,
+                clean_start=False,
+                properties=_session_properties(),
+            )
+            self.local.loop_start()
+            if self.connected.wait(max(0.0, deadline - time.monotonic())):
+                self.local.publish(f"{DRAIN_TOPIC}/{self.settings.node}", b"", qos=1)
+                self.drained.wait(max(0.0, deadline - time.monotonic()))
+        except OSError as exc:
+            LOG.warning("relay cannot reach its broker to drain: %s", exc)
+        self.local.disconnect()
+        self.local.loop_stop()
+        while True:
+            pending = sum(
+                self._prune(node) for node, peer in self.peers.items() if peer.is_connected()
+            )
+            if pending == 0 or time.monotonic() >= deadline:
+                return pending
+            time.sleep(0.05)
+
+    def _prune(self, node: str) -> int:
+        with self._unconfirmed_lock:
+            queue = self.unconfirmed[node]
+            while queue and queue[0].is_published():
+                queue.popleft()
+            return len(queue)
 
     def stop(self) -> None:
         for client in [self.local, *self.peers.values()]:
@@ -143,6 +209,9 @@ class Relay:
                 # minus this relay and the peers' relay clients
                 self.connections = max(0, int(msg.payload) - 1 - len(self.peers))
             return
+        if msg.topic.startswith(DRAIN_TOPIC):
+            self.drained.set()  # everything the broker queued before it was handed over
+            return
         if msg.retain:
             if msg.payload:
                 self.retained[msg.topic] = bytes(msg.payload)
@@ -155,6 +224,10 @@ class Relay:
             info = peer.publish(msg.topic, msg.payload, msg.qos, msg.retain, properties=props)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 LOG.debug("relay to %s failed: %s", node, info.rc)
+            elif msg.qos > 0:
+                with self._unconfirmed_lock:
+                    self.unconfirmed[node].append(info)
+                self._prune(node)
 
     # -- peers -----------------------------------------------------------------------------
     def _peer_connect_handler(self, peer: Peer) -> Any:

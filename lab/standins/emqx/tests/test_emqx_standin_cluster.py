@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +126,40 @@ def test_dashboard_password_change_reaches_peers(pair: tuple[StandinNode, Standi
     two.stop()
     two.start()
     assert two.call("POST", "/api/v5/login", login, auth=None)[0] == 200
+
+
+def test_a_stopping_node_forwards_everything_it_acknowledged(
+    pair: tuple[StandinNode, StandinNode],
+) -> None:
+    """A clean stop (SIGTERM, as when its VM shuts down) first stops taking messages, then
+    finishes routing what it acknowledged: no acknowledged QoS 1 message is lost."""
+    one, two = pair
+    add_device(one, "dev-1", "pw-1")
+    subscriber, _ = mqtt_client(two.mqtt_port, "dev-1", "pw-1", client_id="sub")
+    subscribe(subscriber, "t/dev-1/#", qos=1)
+    publisher, _ = mqtt_client(one.mqtt_port, "dev-1", "pw-1", client_id="pub")
+    sent: list[tuple[bytes, Any]] = []
+    stop_publishing = threading.Event()
+
+    def keep_publishing() -> None:
+        while not stop_publishing.is_set() and publisher.is_connected():
+            payload = f"m-{len(sent)}".encode()
+            sent.append((payload, publisher.publish("t/dev-1/data", payload, qos=1)))
+            if len(sent) % 20 == 0:
+                stop_publishing.wait(0.01)
+
+    def acked() -> set[bytes]:
+        return {payload for payload, info in list(sent) if info.is_published()}
+
+    thread = threading.Thread(target=keep_publishing, daemon=True)
+    thread.start()
+    assert wait_for(lambda: len(acked()) > 300, timeout=30)
+    one.stop()
+    stop_publishing.set()
+    thread.join(5)
+    publisher.loop_stop()
+    confirmed = acked()
+    assert wait_for(lambda: confirmed <= {m.payload for m in subscriber.messages}, timeout=15), (
+        f"{len(confirmed - {m.payload for m in subscriber.messages})} of {len(confirmed)} lost"
+    )
+    subscriber.loop_stop()
