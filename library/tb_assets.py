@@ -12,35 +12,6 @@ description:
     that differ. With O(purge), assets of O(type) that are not listed are deleted (one request
     each; their relations go with them).
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
-  username:
-    description: Tenant administrator.
-    type: str
-    required: true
-  password:
-    description: Tenant administrator's password.
-    type: str
-    required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
-  retries:
-    description: Retries of a request answered 429 or 5xx or not answered (capped backoff).
-    type: int
-    default: 4
-  token:
-    description:
-      - A JWT from an earlier login; the module then sends no login of its own and logs in
-        with O(username) and O(password) only when ThingsBoard refuses it (401).
-    type: str
   type:
     description: Asset type (ThingsBoard makes an asset profile of that name when needed).
     type: str
@@ -69,6 +40,9 @@ options:
     default: false
 notes:
   - Supports check mode and diff mode.
+extends_documentation_fragment:
+  - tb_connection
+  - tb_connection.fleet
 """
 
 EXAMPLES = r"""

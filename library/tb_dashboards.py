@@ -18,35 +18,6 @@ description:
   - When several dashboards share a title, the oldest is managed and a warning names the
     others.
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
-  username:
-    description: Tenant administrator.
-    type: str
-    required: true
-  password:
-    description: Tenant administrator's password.
-    type: str
-    required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
-  retries:
-    description: Retries of a request answered 429 or 5xx or not answered (capped backoff).
-    type: int
-    default: 4
-  token:
-    description:
-      - A JWT from an earlier login; the module then sends no login of its own and logs in
-        with O(username) and O(password) only when ThingsBoard refuses it (401).
-    type: str
   dashboards:
     description: Dashboards in ThingsBoard's export format (at least C(title) and C(configuration)).
     type: list
@@ -58,6 +29,9 @@ options:
     default: {}
 notes:
   - Supports check mode and diff mode.
+extends_documentation_fragment:
+  - tb_connection
+  - tb_connection.fleet
 """
 
 EXAMPLES = r"""

@@ -11,21 +11,9 @@ description:
     its device profile (O(profile)), label and gateway flag; updates those when they differ.
   - Its credentials become an access token equal to O(access_token), which Ansible
     generates and keeps, so the token never has to be read back from ThingsBoard.
-  - For fleets, use the bulk provisioning modules instead: this one sends a few requests
+  - For fleets, use the bulk provisioning modules instead; this one sends a few requests
     per device.
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
-  username:
-    description: Tenant administrator.
-    type: str
-    required: true
-  password:
-    description: Tenant administrator's password.
-    type: str
-    required: true
   name:
     description: Device name.
     type: str
@@ -46,16 +34,10 @@ options:
     description: The device's access token.
     type: str
     required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
 notes:
   - Supports check mode.
+extends_documentation_fragment:
+  - tb_connection
 """
 
 EXAMPLES = r"""

@@ -17,35 +17,6 @@ description:
     and saved only when it differs. Profiles not listed are left alone (ThingsBoard refuses
     to delete a profile that devices use).
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
-  username:
-    description: Tenant administrator.
-    type: str
-    required: true
-  password:
-    description: Tenant administrator's password.
-    type: str
-    required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
-  retries:
-    description: Retries of a request answered 429 or 5xx or not answered (capped backoff).
-    type: int
-    default: 4
-  token:
-    description:
-      - A JWT from an earlier login; the module then sends no login of its own and logs in
-        with O(username) and O(password) only when ThingsBoard refuses it (401).
-    type: str
   rule_chain:
     description: Name of the rule chain every profile's devices go through.
     type: str
@@ -66,14 +37,17 @@ options:
         default: ""
       alarms:
         description:
-          - Alarm rules in ThingsBoard 4.2's form, C([{id, alarmType, createRules:
+          - "Alarm rules in ThingsBoard 4.2's form, C([{id, alarmType, createRules:
             {SEVERITY: {condition, alarmDetails}}, clearRule, propagate}]) (the
-            C(tb_alarm_rules) filter makes them from the fleet's simple form).
+            C(tb_alarm_rules) filter makes them from the fleet's simple form)."
         type: list
         elements: dict
         default: []
 notes:
   - Supports check mode and diff mode.
+extends_documentation_fragment:
+  - tb_connection
+  - tb_connection.fleet
 """
 
 EXAMPLES = r"""

@@ -12,7 +12,7 @@ description:
     the ones whose type or attributes differ with C(POST /api/device/bulk_import) (CSV with
     C(SERVER_ATTRIBUTE) columns and the update flag), O(batch_size) devices per request. A
     device is never created or updated with a request of its own.
-  - The module marks the devices it manages: their description (C(additionalInfo.description))
+  - The module marks the devices it manages with their description (C(additionalInfo.description))
     is O(marker) followed by the JSON of the attributes it set. That is how a re-run sees,
     from the listing alone, which devices need an update, and how devices that left
     O(devices) are found (only devices carrying the marker are ever decommissioned or
@@ -29,35 +29,6 @@ description:
     devices of the batches already imported; the next run lists them and imports only the
     rest, so there are never duplicates.
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
-  username:
-    description: Tenant administrator.
-    type: str
-    required: true
-  password:
-    description: Tenant administrator's password.
-    type: str
-    required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
-  retries:
-    description: Retries of a request answered 429 or 5xx or not answered (capped backoff).
-    type: int
-    default: 4
-  token:
-    description:
-      - A JWT from an earlier login; the module then sends no login of its own and logs in
-        with O(username) and O(password) only when ThingsBoard refuses it (401).
-    type: str
   devices:
     description: The devices.
     type: list
@@ -102,6 +73,9 @@ options:
     default: []
 notes:
   - Supports check mode and diff mode.
+extends_documentation_fragment:
+  - tb_connection
+  - tb_connection.fleet
 """
 
 EXAMPLES = r"""

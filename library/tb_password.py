@@ -10,8 +10,8 @@ description:
   - Logs in as O(username) with O(password). When that fails, tries each of
     O(previous_passwords) (the vendor default, an earlier rotation) and changes the password
     with C(POST /api/auth/changePassword) from the one that works.
-  - Then checks that none of O(previous_passwords) is accepted any more, and fails if one is:
-    no default password survives a deployment.
+  - Then checks that none of O(previous_passwords) is accepted any more, and fails if one
+    is, so that no default password survives a deployment.
   - Fails when neither the password nor a previous one is accepted.
 options:
   url:
@@ -31,16 +31,10 @@ options:
     type: list
     elements: str
     default: []
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
 notes:
   - Supports check mode.
+extends_documentation_fragment:
+  - tb_connection
 """
 
 EXAMPLES = r"""

@@ -7,41 +7,23 @@ DOCUMENTATION = r"""
 module: tb_rule_chain
 short_description: Ensure a ThingsBoard rule chain, imported by name
 description:
-  - O(chain) is a rule chain in ThingsBoard's export form (C({ruleChain, metadata})):
-    nodes (type, name, configuration) and connections by node index.
+  - O(chain) is a rule chain in ThingsBoard's export form (C({ruleChain, metadata})),
+    with nodes (type, name, configuration) and connections by node index.
   - Finds the tenant's chain by name; imports it when absent
     (C(POST /api/ruleChains/import)); when present, compares nodes and connections (by node
     name, ignoring ids and layout) and imports it over the existing one only when they
     differ. Node names must be unique within the chain.
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
-  username:
-    description: Tenant administrator.
-    type: str
-    required: true
-  password:
-    description: Tenant administrator's password.
-    type: str
-    required: true
   chain:
     description:
       - The rule chain in export form,
         C({ruleChain:{name,...}, metadata:{nodes, connections, firstNodeIndex}}).
     type: dict
     required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
 notes:
   - Supports check mode and diff mode.
+extends_documentation_fragment:
+  - tb_connection
 """
 
 EXAMPLES = r"""

@@ -15,35 +15,6 @@ description:
     Devices ThingsBoard does not know are listed in RV(missing), not an error.
   - Read-only; never reports a change.
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
-  username:
-    description: Tenant administrator.
-    type: str
-    required: true
-  password:
-    description: Tenant administrator's password.
-    type: str
-    required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
-  retries:
-    description: Retries of a request answered 429 or 5xx or not answered (capped backoff).
-    type: int
-    default: 4
-  token:
-    description:
-      - A JWT from an earlier login; the module then logs in with O(username) and
-        O(password) only when ThingsBoard refuses it (401).
-    type: str
   devices:
     description: Device names.
     type: list
@@ -59,6 +30,9 @@ options:
     type: dict
     default: {}
 author: TinyML fleet project
+extends_documentation_fragment:
+  - tb_connection
+  - tb_connection.fleet
 """
 
 EXAMPLES = r"""

@@ -13,10 +13,6 @@ description:
     (C(GET /api/user/{id}/activationLink), C(POST /api/noauth/activate)), so no mail server
     is needed. The password of an existing administrator is left alone (use M(tb_password)).
 options:
-  url:
-    description: Base URL of ThingsBoard.
-    type: str
-    required: true
   username:
     description: System administrator.
     type: str
@@ -37,16 +33,10 @@ options:
     description: Password given to the administrator when it is created.
     type: str
     required: true
-  validate_certs:
-    description: Verify TLS certificates.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per request.
-    type: float
-    default: 60
 notes:
   - Supports check mode.
+extends_documentation_fragment:
+  - tb_connection
 """
 
 EXAMPLES = r"""

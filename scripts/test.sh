@@ -15,7 +15,7 @@ ansible-lint
 ruff check .
 ruff format --check .
 # One run per tree: Ansible's module and plugin directories may share module names.
-for tree in "library module_utils" plugins/filter plugins/lookup lab tests "$(ls -d molecule/*/tests)" \
+for tree in "library module_utils" plugins/filter plugins/lookup plugins/doc_fragments lab tests "$(ls -d molecule/*/tests)" \
   "device_sim/src device_sim/tests files/models/train.py" "bench device_sim/tests/sim_support.py" \
   roles/fleet/library roles/fleet/action_plugins roles/loadtest/files; do
   mypy $tree
