@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import ansible.module_utils
 
@@ -18,3 +21,15 @@ def _expose_module_utils() -> None:
 
 
 _expose_module_utils()
+
+
+def load_source(path: str, name: str | None = None) -> ModuleType:
+    """Import a repository file by its path (filters, lookups, modules and role scripts are
+    not packages), registered in sys.modules under ``name`` (default: the file's stem)."""
+    spec = importlib.util.spec_from_file_location(name or Path(path).stem, REPO_ROOT / path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.conftest import load_source
+
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "module_utils" / "emqx_api.py"
 
 
-def load_client() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("emqx_api_under_test", MODULE_UTILS)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-emqx_api = load_client()
+emqx_api = load_source("module_utils/emqx_api.py", "emqx_api_under_test")
 
 
 class Script:

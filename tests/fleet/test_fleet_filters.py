@@ -4,36 +4,23 @@ the owned-name pattern, and the ThingsBoard alarm rules made from the classes.""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
-import sys
 from collections import Counter
-from types import ModuleType
 from typing import Any
 
 import jsonschema
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_source
 
 MODELS = REPO_ROOT / "files" / "models"
 SCHEMA = REPO_ROOT / "device_sim" / "src" / "tinyml_sim" / "schema" / "devices-file.v1.json"
 
 
-def load(path: str, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fleet = load("plugins/filter/fleet_filters.py", "fleet_filters")
-provision = load("plugins/filter/tb_provision_filters.py", "tb_provision_filters")
-cards_lookup = load("plugins/lookup/fleet_model_cards.py", "fleet_model_cards")
+fleet = load_source("plugins/filter/fleet_filters.py")
+provision = load_source("plugins/filter/tb_provision_filters.py")
+cards_lookup = load_source("plugins/lookup/fleet_model_cards.py")
 CARDS: dict[str, Any] = cards_lookup.read_cards(MODELS)
 DEFAULTS: dict[str, Any] = {
     "sample_rate_hz": 1.0,

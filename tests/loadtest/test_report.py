@@ -5,34 +5,20 @@ the Markdown report and its figures."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_source
 
 INTERVAL = 10
 COUNT = 6
 START = 1_800_000_000.0
 
 
-def load(name: str) -> ModuleType:
-    path = REPO_ROOT / "roles" / "loadtest" / "files" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-report = load("loadtest_report")
+report = load_source("roles/loadtest/files/loadtest_report.py")
 
 
 def meta() -> dict[str, Any]:

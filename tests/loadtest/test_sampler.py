@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.loadtest.test_report import load
+from tests.conftest import load_source
 
-sampler = load("loadtest_sampler")
+sampler = load_source("roles/loadtest/files/loadtest_sampler.py")
 
 VM_INIT = """\
 12:memory:/docker/abc/init.scope

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -40,6 +39,7 @@ from lab.standins.emqx.emqx_standin.testing import (
     subscribe,
 )
 from lab.standins.thingsboard.tests.conftest import wait_until
+from tests.conftest import load_source
 from tests.render import render
 from tests.tb_provision import harness
 
@@ -86,16 +86,6 @@ SIM_CLASSES: dict[str, dict[str, Any]] = {
         "buffer_size": 100,
     },
 }
-
-
-def _load_filters(name: str) -> Any:
-    path = REPO / "plugins" / "filter" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---- models ------------------------------------------------------------------------------
@@ -152,7 +142,7 @@ def devices_document() -> dict[str, Any]:
 
 def provision_emqx(node: StandinNode, document: dict[str, Any]) -> None:
     """The devices' users and ACL as the emqx role makes them, and the bridge user."""
-    filters = _load_filters("emqx_filters")
+    filters = load_source("plugins/filter/emqx_filters.py")
     devices = [
         {"name": d["name"], "password": d["password"], "class": d["class"]}
         for d in document["devices"]

@@ -6,11 +6,8 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,23 +15,12 @@ from ansible.errors import AnsibleFilterError
 from tinyml_sim.ota import Announcement
 from tinyml_sim.schemas import validate
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_source
 
 MODELS = REPO_ROOT / "files" / "models"
 
 
-def load_filter() -> ModuleType:
-    path = REPO_ROOT / "plugins" / "filter" / "model_rollout_filters.py"
-    spec = importlib.util.spec_from_file_location("model_rollout_filters", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["model_rollout_filters"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-f = load_filter()
+f = load_source("plugins/filter/model_rollout_filters.py")
 
 
 def card(stem: str) -> dict[str, Any]:

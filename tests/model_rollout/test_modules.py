@@ -4,12 +4,9 @@ run through Ansible against the stand-ins in test_rollout.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Iterator
-from types import ModuleType
 
 import pytest
 from ansible.module_utils.emqx_api import EmqxClient
@@ -21,23 +18,15 @@ from lab.standins.emqx.emqx_standin.testing import (
     mqtt_client,
     subscribe,
 )
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_source
 
 LIBRARY = REPO_ROOT / "library"
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", LIBRARY / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-emqx_publish = load("emqx_publish")
-tb_telemetry_latest = load("tb_telemetry_latest")
+emqx_publish = load_source("library/emqx_publish.py", "emqx_publish_under_test")
+tb_telemetry_latest = load_source(
+    "library/tb_telemetry_latest.py", "tb_telemetry_latest_under_test"
+)
 
 
 def test_publish_reads_emqx_bulk_answers() -> None:

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from types import ModuleType
 from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_source
 
-
-def load_filter() -> ModuleType:
-    path = REPO_ROOT / "plugins" / "filter" / "emqx_filters.py"
-    spec = importlib.util.spec_from_file_location("emqx_filters", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["emqx_filters"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-emqx_filters = load_filter()
+emqx_filters = load_source("plugins/filter/emqx_filters.py")
 
 
 def authorization_section() -> str:

@@ -2,40 +2,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
-import sys
-from types import ModuleType
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_source
 
-
-def load_filter() -> ModuleType:
-    path = REPO_ROOT / "plugins" / "filter" / "swarm_objects.py"
-    spec = importlib.util.spec_from_file_location("swarm_objects", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["swarm_objects"] = module
-    spec.loader.exec_module(module)
-    return module
+swarm_objects = load_source("plugins/filter/swarm_objects.py")
 
 
 def test_names_carry_stack_logical_name_and_content_digest() -> None:
-    names = load_filter().swarm_object_names({"cookie": "abc", "api_key": "k:s"}, "emqx")
+    names = swarm_objects.swarm_object_names({"cookie": "abc", "api_key": "k:s"}, "emqx")
     assert names["cookie"].startswith("emqx_cookie_")
     assert len(names["cookie"].rsplit("_", 1)[1]) == 12
     assert names["api_key"].startswith("emqx_api_key_")
 
 
 def test_name_changes_exactly_when_content_changes() -> None:
-    swarm_object_names = load_filter().swarm_object_names
+    swarm_object_names = swarm_objects.swarm_object_names
     first = swarm_object_names({"cookie": "abc"}, "emqx")
     assert swarm_object_names({"cookie": "abc"}, "emqx") == first
     assert swarm_object_names({"cookie": "abd"}, "emqx") != first
 
 
 def test_external_objects_section() -> None:
-    section = load_filter().swarm_external_objects({"cookie": "emqx_cookie_0123456789ab"})
+    section = swarm_objects.swarm_external_objects({"cookie": "emqx_cookie_0123456789ab"})
     assert section == {"cookie": {"external": True, "name": "emqx_cookie_0123456789ab"}}
 
 
@@ -47,13 +35,13 @@ def test_unconverged_services_are_the_ones_short_of_their_replicas() -> None:
         "agent global 2/3",
         "install replicated-job 0/1 (1/1 completed)",
     ]
-    pending = load_filter().unconverged_services(lines)
+    pending = swarm_objects.unconverged_services(lines)
     assert pending == ["emqx_node2", "sim_lab-vm2", "agent"]
 
 
 def test_binary_content_is_named_by_the_digest_of_its_bytes() -> None:
     model = bytes(range(256)) * 4
-    names = load_filter().swarm_object_names(
+    names = swarm_objects.swarm_object_names(
         {"model": {"b64": base64.b64encode(model).decode()}}, "fleet"
     )
     assert names["model"] == "fleet_model_" + hashlib.sha256(model).hexdigest()[:12]

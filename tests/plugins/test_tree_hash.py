@@ -1,26 +1,14 @@
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_source
 
-
-def load_lookup() -> ModuleType:
-    path = REPO_ROOT / "plugins" / "lookup" / "tree_hash.py"
-    spec = importlib.util.spec_from_file_location("tree_hash", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tree_hash"] = module
-    spec.loader.exec_module(module)
-    return module
+tree_hash = load_source("plugins/lookup/tree_hash.py")
 
 
 def test_digest_follows_content_and_names_but_not_build_artifacts(tmp_path: Path) -> None:
-    tree_digest = load_lookup().tree_digest
+    tree_digest = tree_hash.tree_digest
     source = tmp_path / "pkg"
     (source / "src").mkdir(parents=True)
     (source / "src" / "mod.py").write_text("x = 1\n")

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_source
 
-
-def load_filter() -> ModuleType:
-    path = REPO_ROOT / "plugins" / "filter" / "timescaledb_tuning.py"
-    spec = importlib.util.spec_from_file_location("timescaledb_tuning", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["timescaledb_tuning"] = module
-    spec.loader.exec_module(module)
-    return module
+tuning_filters = load_source("plugins/filter/timescaledb_tuning.py")
 
 
 def kb(value: str) -> int:
@@ -32,7 +20,7 @@ def kb(value: str) -> int:
 @pytest.mark.parametrize("memory_mb", [512, 1024, 4096, 16384, 24 * 1024, 256 * 1024])
 @pytest.mark.parametrize("connections", [20, 100, 500])
 def test_settings_are_sane_for_the_memory_given(memory_mb: int, connections: int) -> None:
-    settings = load_filter().timescaledb_tuning(memory_mb, connections)
+    settings = tuning_filters.timescaledb_tuning(memory_mb, connections)
     memory_kb = memory_mb * 1024
     shared = kb(settings["shared_buffers"])
     cache = kb(settings["effective_cache_size"])
@@ -52,7 +40,7 @@ def test_settings_are_sane_for_the_memory_given(memory_mb: int, connections: int
 
 def test_the_lab_figures() -> None:
     """What the lab (timescaledb_memory_mb: 1024) and a 24 GiB host get."""
-    tuning = load_filter().timescaledb_tuning
+    tuning = tuning_filters.timescaledb_tuning
     assert tuning(1024, 100) == {
         "shared_buffers": "256MB",
         "effective_cache_size": "768MB",
@@ -70,11 +58,11 @@ def test_the_lab_figures() -> None:
 
 
 def test_memory_arrives_as_a_string_from_templates() -> None:
-    assert load_filter().timescaledb_tuning("2048", "50")["shared_buffers"] == "512MB"
+    assert tuning_filters.timescaledb_tuning("2048", "50")["shared_buffers"] == "512MB"
 
 
 def test_explicit_values_and_ratios_win() -> None:
-    settings = load_filter().timescaledb_tuning(
+    settings = tuning_filters.timescaledb_tuning(
         8192,
         200,
         shared_buffers_ratio=0.4,
@@ -102,9 +90,9 @@ def test_explicit_values_and_ratios_win() -> None:
 )
 def test_nonsense_is_refused(args: tuple[int, int], kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="timescaledb_tuning"):
-        load_filter().timescaledb_tuning(*args, **kwargs)
+        tuning_filters.timescaledb_tuning(*args, **kwargs)
 
 
 def test_command_is_postgres_with_sorted_settings() -> None:
-    command = load_filter().postgres_command({"work_mem": "4MB", "fsync": True, "jit": False})
+    command = tuning_filters.postgres_command({"work_mem": "4MB", "fsync": True, "jit": False})
     assert command == ["postgres", "-c", "fsync=on", "-c", "jit=off", "-c", "work_mem=4MB"]

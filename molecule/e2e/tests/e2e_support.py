@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,12 @@ METRICS_PORT = 9100
 TENANT_ADMIN = "fleet-admin@tinyml.local"
 
 T = TypeVar("T")
+
+sys.path.insert(0, str(REPO_ROOT))  # for the repository's own test helpers
+from tests.conftest import load_source  # noqa: E402
+
+# An EMQX host's service and node names, as the emqx role makes them.
+dns_label = load_source("plugins/filter/emqx_filters.py").emqx_dns_label
 
 
 def run(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -96,11 +103,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:.0f} s: {what}")
         time.sleep(every)
-
-
-def dns_label(host: str) -> str:
-    """plugins/filter/emqx_filters.py's emqx_dns_label, for the service names."""
-    return re.sub(r"[^a-z0-9-]+", "-", host.lower()).strip("-")
 
 
 # ---------------------------------------------------------------------------- inventory
