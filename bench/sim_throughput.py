@@ -327,6 +327,65 @@ def simulator(
     }
 
 
+ROWS = ("a", "b", "c", "c2", "c'", "d")
+Row = tuple[str, float, int, dict[str, Any]]
+
+
+def measure(
+    broker: Mosquitto, workdir: Path, args: argparse.Namespace, only: set[str]
+) -> list[Row]:
+    """The selected rows, in table order, one process at a time."""
+    port = broker.port
+    rows: list[Row] = []
+    if "a" in only:
+        raw = child("raw", port, 200, args.ceiling_seconds)
+        rows.append(("(a) raw ceiling: 200 clients, bare QoS 1 loop", raw["rate"], 200, raw))
+    if "b" in only:
+        ceiling = simulator(
+            broker,
+            workdir,
+            200,
+            classes=classes(100.0),
+            seconds=args.ceiling_seconds + 25,
+            interval=5,
+        )
+        rows.append(
+            ("(b) simulator ceiling: 200 dev, 100 Hz demand", ceiling["rate"], 200, ceiling)
+        )
+    n, m = args.devices, args.sustain_devices
+    if "c" in only:
+        every = simulator(
+            broker, workdir, n, classes=classes(1.0), seconds=args.seconds + 20, interval=10
+        )
+        rows.append((f"(c) {n:,} dev, 1 Hz, every inference sent", every["rate"], n, every))
+    if "c2" in only:
+        sustain = simulator(
+            broker, workdir, m, classes=classes(1.0), seconds=args.seconds + 20, interval=10
+        )
+        rows.append((f"(c2) {m:,} dev, 1 Hz, every inference sent", sustain["rate"], m, sustain))
+    if "c'" in only:
+        policy = simulator(
+            broker,
+            workdir,
+            n,
+            classes=classes(1.0, min_interval_s=1.0, max_interval_s=10.0),
+            seconds=args.seconds + 20,
+            interval=10,
+        )
+        rows.append((f"(c') {n:,} dev, 1 Hz, firmware policy", policy["rate"], n, policy))
+    if "d" in only:
+        naive = child("naive", port, args.naive_devices, 20)
+        rows.append(
+            (
+                f"(d) naive: paho thread/device, {args.naive_devices:,} x 1 Hz",
+                naive["rate"],
+                naive["held"],
+                naive,
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10000)
@@ -335,7 +394,21 @@ def main() -> None:
     parser.add_argument("--sustain-devices", type=int, default=5000)
     parser.add_argument("--child", choices=["raw", "naive"])
     parser.add_argument("--port", type=int)
+    parser.add_argument(
+        "--only",
+        default=",".join(ROWS),
+        help="comma-separated rows to run, e.g. a,b (the ceiling ratio needs both)",
+    )
+    parser.add_argument(
+        "--ceiling-seconds",
+        type=float,
+        default=15.0,
+        help="measured seconds of rows (a) and (b)",
+    )
     args = parser.parse_args()
+    only = {row.strip() for row in args.only.split(",") if row.strip()}
+    if only - set(ROWS):
+        parser.error(f"--only: unknown rows {sorted(only - set(ROWS))}, choose from {ROWS}")
     if args.child == "raw":
         raw_child(args.port, args.devices, args.seconds)
         return
@@ -343,54 +416,20 @@ def main() -> None:
         naive_child(args.port, args.devices, args.seconds)
         return
 
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sim-bench-") as tmp:
         workdir = Path(tmp)
-        names = devices_file(
-            "bench", {"vibration": max(args.devices, args.naive_devices)}, classes(1.0)
-        )["devices"]
+        needed = max(
+            200 if only & {"a", "b"} else 0,
+            args.devices if only & {"c", "c'"} else 0,
+            args.sustain_devices if "c2" in only else 0,
+            args.naive_devices if "d" in only else 0,
+        )
+        names = devices_file("bench", {"vibration": needed}, classes(1.0))["devices"]
         broker = Mosquitto(workdir / "mosquitto", names)
         broker.start()
         try:
-            port = broker.port
-            rows = []
-            raw = child("raw", port, 200, 15)
-            rows.append(("(a) raw ceiling: 200 clients, bare QoS 1 loop", raw["rate"], 200, raw))
-            ceiling = simulator(
-                broker, workdir, 200, classes=classes(100.0), seconds=40, interval=5
-            )
-            rows.append(
-                ("(b) simulator ceiling: 200 dev, 100 Hz demand", ceiling["rate"], 200, ceiling)
-            )
-            n = args.devices
-            every = simulator(
-                broker, workdir, n, classes=classes(1.0), seconds=args.seconds + 20, interval=10
-            )
-            rows.append((f"(c) {n:,} dev, 1 Hz, every inference sent", every["rate"], n, every))
-            m = args.sustain_devices
-            sustain = simulator(
-                broker, workdir, m, classes=classes(1.0), seconds=args.seconds + 20, interval=10
-            )
-            rows.append(
-                (f"(c2) {m:,} dev, 1 Hz, every inference sent", sustain["rate"], m, sustain)
-            )
-            policy = simulator(
-                broker,
-                workdir,
-                n,
-                classes=classes(1.0, min_interval_s=1.0, max_interval_s=10.0),
-                seconds=args.seconds + 20,
-                interval=10,
-            )
-            rows.append((f"(c') {n:,} dev, 1 Hz, firmware policy", policy["rate"], n, policy))
-            naive = child("naive", port, args.naive_devices, 20)
-            rows.append(
-                (
-                    f"(d) naive: paho thread/device, {args.naive_devices:,} x 1 Hz",
-                    naive["rate"],
-                    naive["held"],
-                    naive,
-                )
-            )
+            rows = measure(broker, workdir, args, only)
         finally:
             broker.stop()
     print()
@@ -413,8 +452,10 @@ def main() -> None:
             f"{r['rss'] / 2**20:>8.0f} {r['cpu_pct'] * per_k:>8.1f} "
             f"{r['rss'] / 2**20 * per_k:>7.1f}"
         )
-    print(f"\nsimulator ceiling / raw ceiling: {100 * ceiling['rate'] / raw['rate']:.0f} %")
-    print(f"load average at the end: {os.getloadavg()}")
+    rates = {label[1:3].rstrip(")"): rate for label, rate, _, _ in rows}
+    if "a" in rates and "b" in rates:
+        print(f"\nsimulator ceiling / raw ceiling: {100 * rates['b'] / rates['a']:.0f} %")
+    print(f"load average (1, 5, 15 min) at the start: {load_start}, at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

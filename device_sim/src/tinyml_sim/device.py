@@ -17,6 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from tinyml_sim.commands import CommandError, error_response, ok_response, parse_command
 from tinyml_sim.config import ClassConfig, DeviceSpec
+from tinyml_sim.modelcard import ModelCard
 from tinyml_sim.models import Classifier, Inference, ModelError
 from tinyml_sim.mqtt import Hub, Link, new_properties
 from tinyml_sim.ota import Announcement, OtaLoader
@@ -35,6 +36,41 @@ BUFFERED_MESSAGE_BYTES = 256
 
 def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class InferenceTemplate:
+    """inference.v1 payloads byte for byte as _dumps would write them, without building and
+    encoding a dict per message: the constant head and the labels are encoded once (per
+    class and model version), the numbers are formatted as json does (repr)."""
+
+    __slots__ = ("_head", "_labels")
+
+    def __init__(self, class_name: str, name: str, version: str, labels: tuple[str, ...]):
+        head = _dumps({"schema": 1, "class": class_name, "model": name, "model_version": version})
+        self._head = head.decode()[:-1] + ',"ts":'
+        self._labels = tuple(json.dumps(label) for label in labels)
+
+    def render(self, ts: int, seq: int, result: Inference, sample_rate_hz: float) -> bytes:
+        label_index, confidence, anomaly_score, inference_us = result
+        return (
+            f'{self._head}{ts},"seq":{seq},"label":{self._labels[label_index]},'
+            f'"label_index":{label_index},"confidence":{round(confidence, 4)!r},'
+            f'"anomaly_score":{round(anomaly_score, 4)!r},"inference_us":{inference_us},'
+            f'"sample_rate_hz":{sample_rate_hz!r}}}'
+        ).encode()
+
+
+_TEMPLATES: dict[tuple[str, str, str], InferenceTemplate] = {}
+
+
+def inference_template(class_name: str, card: ModelCard) -> InferenceTemplate:
+    key = (class_name, card.name, card.version)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _TEMPLATES[key] = InferenceTemplate(
+            class_name, card.name, card.version, tuple(card.labels)
+        )
+    return template
 
 
 @dataclass
@@ -202,10 +238,13 @@ class VirtualDevice:
     def on_window(
         self, window: FloatArray, quantized: NDArray[np.int8], due: float, now: float
     ) -> None:
-        """A window is ready (the ticker synthesized and quantized it): classify, decide."""
+        """A quantized window is ready: classify it, then as on_result."""
+        self.on_result(window, self.classifier.classify_quantized(quantized), due, now)
+
+    def on_result(self, window: FloatArray, result: Inference, due: float, now: float) -> None:
+        """A window was classified (the ticker does that in batches): decide, publish."""
         self.ctx.stats.tick_lag_s.add(now - due)
         uptime = due - self.started
-        result = self.classifier.classify_quantized(quantized)
         self.inferences += 1
         self.ctx.stats.inference_us.add(result.inference_us)
         self.policy.max_interval_s = self.max_interval_s
@@ -219,23 +258,9 @@ class VirtualDevice:
         self.ctx.ticker.schedule(self, self._next_due)
 
     def _emit(self, result: Inference, due: float) -> None:
-        card = self.classifier.card
         self.seq += 1
-        payload = _dumps(
-            {
-                "schema": 1,
-                "class": self.cfg.name,
-                "model": card.name,
-                "model_version": card.version,
-                "ts": int((due + self.ctx.clock_offset) * 1000),
-                "seq": self.seq,
-                "label": card.labels[result.label_index],
-                "label_index": result.label_index,
-                "confidence": round(result.confidence, 4),
-                "anomaly_score": round(result.anomaly_score, 4),
-                "inference_us": result.inference_us,
-                "sample_rate_hz": self.rate_hz,
-            }
+        payload = inference_template(self.cfg.name, self.classifier.card).render(
+            int((due + self.ctx.clock_offset) * 1000), self.seq, result, self.rate_hz
         )
         item = (self.seq, due, payload)
         if (

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import struct
 import threading
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -74,19 +76,127 @@ def new_properties(packet_type: int) -> Properties:
 _NO_PROPERTIES = new_properties(PacketTypes.PUBACK)
 _READ_SIZE = 16384
 _PUBACK_REASONS: dict[int, ReasonCode] = {}
+_PUBLISH_QOS1 = int(mqtt.PUBLISH) | 2  # fixed header byte of a QoS 1, non-retained PUBLISH
+_PUBACK_PLAIN = int(PacketTypes.PUBACK) << 4  # 0x40: a PUBACK's fixed header byte
+# One condition for every message of the process: nobody waits on a message here (no
+# wait_for_publish), and a Condition per message costs more than the rest of a publish.
+_SHARED_CONDITION = threading.Condition()
+
+
+class _MessageInfo(mqtt.MQTTMessageInfo):
+    __slots__ = ()
+
+    def __init__(self, mid: int) -> None:  # paho's, with the shared condition
+        self.mid = mid
+        self._published = False
+        self._condition = _SHARED_CONDITION
+        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._iterpos = 0
+
+
+class _Message(mqtt.MQTTMessage):
+    __slots__ = ()
+
+    def __init__(self, mid: int, topic: bytes, payload: bytes) -> None:  # paho's publish()
+        self.timestamp = time.monotonic()  # paho's time_func
+        self.state = mqtt.mqtt_ms_wait_for_puback
+        self.dup = False
+        self.mid = mid
+        self._topic = topic
+        self.payload = payload
+        self.qos = 1
+        self.retain = False
+        self.info = _MessageInfo(mid)
+        self.properties = None
 
 
 class _Client(mqtt.Client):
-    """paho with two shortcuts for the packet a fleet receives most, the PUBACK
+    """paho with shortcuts for what a fleet does most, QoS 1 publishes and their PUBACKs
     (pinned: paho-mqtt==2.2.0; everything else goes through paho unchanged):
     - reads are buffered: paho asks the socket for 1 byte, then the length byte(s), then the
-      body, i.e. three system calls per PUBACK; one read of what is there serves them all;
+      body, i.e. three system calls per PUBACK; one read of what is there serves them all,
+      and a plain PUBACK found whole in that buffer is handled without paho's packet parser;
     - a plain successful PUBACK shares immutable ReasonCode and Properties objects instead
-      of building two per message."""
+      of building two per message;
+    - publish_qos1 queues the same PUBLISH packet and message record as publish() without
+      re-validating a known topic or building a threading.Condition per message."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.read_buffer = bytearray()
+        self._topic_heads: dict[str, bytes] = {}  # topic -> its UTF-8 string field
+
+    def publish_qos1(self, topic: str, payload: bytes) -> int:
+        """publish(topic, payload, qos=1) for the common case: connected, a free in-flight
+        slot, no properties; anything else goes through publish() itself."""
+        head = self._topic_heads.get(topic)
+        if head is None:
+            encoded = topic.encode()
+            self._raise_for_invalid_topic(encoded)
+            head = self._topic_heads[topic] = struct.pack("!H", len(encoded)) + encoded
+        if (
+            self._sock is None
+            or self._sockpairW is not None
+            or self._max_queued_messages > 0
+            or self._max_inflight_messages <= 0
+            or self._inflight_messages >= self._max_inflight_messages
+        ):
+            return int(self.publish(topic, payload, qos=1).mid)
+        mid = self._mid_generate()
+        if mid in self._out_messages:
+            return int(self.publish(topic, payload, qos=1).mid)  # paho reports the clash
+        v5 = self._protocol == mqtt.MQTTv5
+        length = len(head) + 2 + v5 + len(payload)
+        packet = bytearray((_PUBLISH_QOS1,))
+        self._pack_remaining_length(packet, length)
+        packet += head
+        packet += mid.to_bytes(2, "big")
+        if v5:
+            packet.append(0)  # no properties
+        packet += payload
+        message = _Message(mid, head[2:], payload)
+        with self._out_message_mutex:
+            self._out_messages[mid] = message
+            self._inflight_messages += 1
+        self._out_packet.append(
+            {
+                "command": mqtt.PUBLISH,
+                "mid": mid,
+                "qos": 1,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": message.info,
+            }
+        )
+        self._call_socket_register_write()
+        return mid
+
+    def _packet_read(self) -> MQTTErrorCode:
+        buffer = self.read_buffer
+        if self._in_packet["command"] != 0:
+            return super()._packet_read()  # in the middle of a packet
+        if not buffer:
+            try:
+                buffer += super()._sock_recv(_READ_SIZE)
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError:
+                return super()._packet_read()  # paho reads again and reports the error
+            if not buffer:
+                return super()._packet_read()  # closed: paho sees b"" again and says so
+        # A whole plain PUBACK (remaining length 2: success, no reason code) at a packet
+        # boundary: what paho's parser and _handle_pubackcomp would do with it.
+        if len(buffer) >= 4 and buffer[0] == _PUBACK_PLAIN and buffer[1] == 2:
+            mid = (buffer[2] << 8) | buffer[3]
+            del buffer[:4]
+            with self._msgtime_mutex:
+                self._last_bytes_received = time.monotonic()
+            with self._out_message_mutex:
+                if mid in self._out_messages:
+                    return self._do_on_publish(mid, _PUBACK_SUCCESS, _NO_PROPERTIES)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._packet_read()
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buffer = self.read_buffer
@@ -127,6 +237,9 @@ def _puback_reason(tail: bytes | bytearray) -> ReasonCode | None:
     if reason is None:
         reason = _PUBACK_REASONS[code] = ReasonCode(PacketTypes.PUBACK, identifier=code)
     return reason
+
+
+_PUBACK_SUCCESS = _PUBACK_REASONS[0] = ReasonCode(PacketTypes.PUBACK, identifier=0)
 
 
 class LinkHandler(Protocol):
@@ -239,6 +352,8 @@ class Link:
         properties: Properties | None = None,
     ) -> int:
         """Queue a publish; returns its message id (acked later through on_ack for QoS 1)."""
+        if qos == 1 and not retain and properties is None:
+            return self.client.publish_qos1(topic, payload)
         info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         return int(info.mid)
 

@@ -109,11 +109,21 @@ def _noise(draws: NDArray[np.float64], rows: int, cols: int) -> NDArray[np.float
     the rest of a window's synthesis."""
     size = rows * cols
     starts = (draws * (_NOISE.size - size)).astype(np.int64)
-    noise: NDArray[np.float64] = _NOISE[starts[:, None] + np.arange(size)]
+    # Rows of a strided view: one contiguous copy per window instead of a gather per sample.
+    noise: NDArray[np.float64] = _noise_rows(size)[starts]
     return noise.reshape(-1, rows, cols)
 
 
 _NOISE = np.random.default_rng(0x5EED).standard_normal(1 << 18)
+_NOISE_ROWS: dict[int, NDArray[np.float64]] = {}
+
+
+def _noise_rows(size: int) -> NDArray[np.float64]:
+    """Every `size`-sample slice of the bank, as a read-only view (no copy)."""
+    view = _NOISE_ROWS.get(size)
+    if view is None:
+        view = _NOISE_ROWS[size] = np.lib.stride_tricks.sliding_window_view(_NOISE, size)
+    return view
 
 
 class VibrationPhysics:
@@ -290,6 +300,18 @@ def labelled_set(
     return np.stack(xs), np.asarray(ys, dtype=np.int64)
 
 
+_SCRATCH: dict[str, NDArray[np.float64]] = {}
+
+
+def _scratch(name: str, rows: int, cols: int) -> NDArray[np.float64]:
+    """A reused (rows, cols) buffer for a batch's machine constants: a fresh one per batch
+    (about 1 MiB for 200 vibration devices) costs more in page faults than the signal."""
+    buffer = _SCRATCH.get(name)
+    if buffer is None or buffer.shape[0] < rows or buffer.shape[1] != cols:
+        buffer = _SCRATCH[name] = np.empty((max(rows, 256), cols))
+    return buffer[:rows]
+
+
 class SensorSynth:
     """One device's sensor stream: deterministic for a seed and a sequence of window times.
 
@@ -330,16 +352,26 @@ class SensorSynth:
     ) -> tuple[FloatArray, NDArray[np.int64]]:
         """One window per synth (all of the same physics) at its device uptime."""
         physics = synths[0].physics
-        truths = [synth._truth(t_s) for synth, t_s in zip(synths, times, strict=True)]
-        labels = np.array([label for label, _ in truths], dtype=np.int64)
-        levels = np.array([level for _, level in truths])
-        draws = np.array([synth.rng.random(physics.draws) for synth in synths])
-        windows = physics.render_batch(
-            draws, np.stack([s.machine for s in synths]), labels, levels
-        ).astype(np.float32)
-        for i, (synth, t_s) in enumerate(zip(synths, times, strict=True)):
+        batch = len(synths)
+        if len(times) != batch:
+            raise ValueError("one time per synth")
+        labels = np.zeros(batch, dtype=np.int64)
+        levels = np.zeros(batch)
+        draws = np.empty((batch, physics.draws))
+        machines = _scratch(physics.name, batch, synths[0].machine.size)
+        plain = physics.name == "vibration"  # no per-window label draw: the fast path
+        degraded = []
+        for i, synth in enumerate(synths):
+            if not plain or synth._fault is not None:
+                labels[i], levels[i] = synth._truth(times[i])
+            # Same order as ever: the label draw (gesture), then the window's draws.
+            synth.rng.random(out=draws[i])
+            machines[i] = synth.machine
             if synth._fault is not None or synth._drift is not None:
-                windows[i] = synth._degrade(windows[i], t_s, float(levels[i]))
+                degraded.append(i)
+        windows = physics.render_batch(draws, machines, labels, levels).astype(np.float32)
+        for i in degraded:
+            windows[i] = synths[i]._degrade(windows[i], times[i], float(levels[i]))
         return windows, labels
 
     def _truth(self, t_s: float) -> tuple[int, float]:

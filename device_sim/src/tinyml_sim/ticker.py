@@ -1,5 +1,5 @@
-"""One clock for every device of the process: due windows are synthesized and quantized in
-batches, then each device runs its own inference and publish policy.
+"""One clock for every device of the process: due windows are synthesized, quantized and
+classified in batches, then each device runs its own publish policy.
 
 A timer per device costs a heap operation and a callback per window; at 10,000 devices the
 per-window numpy calls cost more than the signal itself. Devices due in the same 10 ms slot
@@ -13,10 +13,7 @@ import math
 from collections import defaultdict
 from typing import Protocol
 
-import numpy as np
-from numpy.typing import NDArray
-
-from tinyml_sim.models import Classifier
+from tinyml_sim.models import Classifier, Inference
 from tinyml_sim.quant import quantize
 from tinyml_sim.synth import FloatArray, SensorSynth
 
@@ -31,9 +28,7 @@ class Sampled(Protocol):
     tick_token: int
     started: float  # loop time at power-on; windows are timed in device uptime
 
-    def on_window(
-        self, window: FloatArray, quantized: NDArray[np.int8], due: float, now: float
-    ) -> None: ...
+    def on_result(self, window: FloatArray, result: Inference, due: float, now: float) -> None: ...
 
 
 class Ticker:
@@ -85,5 +80,6 @@ class Ticker:
             windows, _ = SensorSynth.windows([d.synth for d in devices], times)
             classifier = devices[0].classifier
             quantized = quantize(windows, *classifier.input_quantization)
-            for i, (when, device) in enumerate(members):
-                device.on_window(windows[i], quantized[i], when, now)
+            results = classifier.classify_batch(quantized)
+            for window, result, (when, device) in zip(windows, results, members, strict=True):
+                device.on_result(window, result, when, now)
