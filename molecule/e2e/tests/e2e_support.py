@@ -341,6 +341,7 @@ class Accounting:
     stored: int
     dropped_on_device: int
     short: dict[str, int]  # device -> acknowledged but not stored
+    missing: dict[str, list[int]]  # device -> sequence numbers in its span not stored
 
     @property
     def lost(self) -> int:
@@ -360,6 +361,7 @@ def account(
     between, plus any it dropped from a full offline buffer (counted apart)."""
     acked = stored_total = dropped = 0
     short: dict[str, int] = {}
+    missing: dict[str, list[int]] = {}
     for name, first in before.items():
         last = after[name]
         span = range(first["last_acked_seq"] + 1, last["last_acked_seq"] + 1)
@@ -370,4 +372,26 @@ def account(
         dropped += last["dropped"] - first["dropped"]
         if n_stored < n_acked:
             short[name] = n_acked - n_stored
-    return Accounting(len(before), acked, stored_total, dropped, short)
+            missing[name] = sorted(set(span) - stored.get(ids[name], set()))
+    return Accounting(len(before), acked, stored_total, dropped, short, missing)
+
+
+def log_problems(host: str, service: str, since: str) -> list[str]:
+    """The warning and error lines a service's containers on a host logged since a time."""
+    lines: list[str] = []
+    for container in vm(
+        host,
+        "docker",
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        f"label=com.docker.swarm.service.name={service}",
+    ).stdout.split():
+        done = vm(host, "docker", "logs", "--since", since, container, check=False)
+        lines += [
+            line
+            for line in (done.stdout + done.stderr).splitlines()
+            if re.search(r"WARN|ERROR|Exception|Traceback", line)
+        ]
+    return lines[-40:]
