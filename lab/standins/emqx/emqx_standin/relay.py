@@ -83,8 +83,10 @@ class Relay:
         self.local.on_connect = self._on_local_connect
         self.local.on_message = self._on_local_message
         self.peers: dict[str, mqtt.Client] = {}
-        # QoS 1/2 copies sent to each peer and not yet confirmed by it, oldest first, so
-        # that a stopping node can finish routing what its broker acknowledged.
+        # QoS 1/2 copies sent to each connected peer and not yet confirmed by it, oldest
+        # first, so that a stopping node can finish routing what its broker acknowledged.
+        # (A copy for a peer that is down stays in paho's queue, untracked: paho's
+        # is_published() raises for it.)
         self.unconfirmed: dict[str, deque[mqtt.MQTTMessageInfo]] = {}
         self._unconfirmed_lock = threading.Lock()
         self.connected = threading.Event()
@@ -222,12 +224,12 @@ class Relay:
         props = _copy_properties(getattr(msg, "properties", None), self.settings.node)
         for node, peer in self.peers.items():
             info = peer.publish(msg.topic, msg.payload, msg.qos, msg.retain, properties=props)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                LOG.debug("relay to %s failed: %s", node, info.rc)
-            elif msg.qos > 0:
+            if info.rc == mqtt.MQTT_ERR_SUCCESS and msg.qos > 0:
                 with self._unconfirmed_lock:
                     self.unconfirmed[node].append(info)
                 self._prune(node)
+            elif info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                LOG.debug("relay to %s failed: %s", node, info.rc)
 
     # -- peers -----------------------------------------------------------------------------
     def _peer_connect_handler(self, peer: Peer) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,29 @@ def test_a_stopping_node_forwards_everything_it_acknowledged(
         f"{len(confirmed - {m.payload for m in subscriber.messages})} of {len(confirmed)} lost"
     )
     subscriber.loop_stop()
+
+
+def test_routing_goes_on_while_a_peer_is_down(tmp_path: Path) -> None:
+    nodes = [StandinNode(f"emqx-{i}.emqx.test", tmp_path) for i in (1, 2, 3)]
+    one, two, three = nodes
+    for node in nodes:
+        node.seeds = [peer for peer in nodes if peer is not node]
+    try:
+        for node in nodes:
+            node.start(wait=False)
+        for node in nodes:
+            node.wait_ready()
+        add_device(one, "dev-1", "pw-1")
+        subscriber, _ = mqtt_client(one.mqtt_port, "dev-1", "pw-1", client_id="sub")
+        subscribe(subscriber, "t/dev-1/#", qos=1)
+        publisher, _ = mqtt_client(two.mqtt_port, "dev-1", "pw-1", client_id="pub")
+        three.stop()
+        for number in range(5):
+            assert publish(publisher, "t/dev-1/data", f"m-{number}", qos=1) == 0
+            time.sleep(0.5)  # the relay of two sees three gone, and goes on relaying
+        assert wait_for(lambda: len(subscriber.messages) == 5), len(subscriber.messages)
+        for client in (subscriber, publisher):
+            client.loop_stop()
+    finally:
+        for node in nodes:
+            node.stop()
