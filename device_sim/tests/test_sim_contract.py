@@ -64,11 +64,11 @@ def published(dev: VirtualDevice, leaf: str) -> list[dict[str, Any]]:
 
 def test_inference_and_health_payloads(device: VirtualDevice) -> None:
     window, _ = device.synth.window(0.0)
-    quantized = device.classifier.quantize_input(window)
+    result = device.classifier.classify(window)
     now = device.ctx.loop.time()
-    device.on_window(window, quantized, now, now)
+    device.on_result(window, result, now, now)
     later = now + 1.0  # past publish_max_interval_s: a heartbeat inference
-    device.on_window(window, quantized, later, later)
+    device.on_result(window, result, later, later)
     device.on_link_up()
     inferences = published(device, "inference")
     assert [p["seq"] for p in inferences] == [1, 2]

@@ -10,9 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
-from numpy.typing import NDArray
 from paho.mqtt.packettypes import PacketTypes
 
 from tinyml_sim.commands import CommandError, error_response, ok_response, parse_command
@@ -234,12 +232,6 @@ class VirtualDevice:
         return _dumps(head | fields)
 
     # Sensing and inference
-
-    def on_window(
-        self, window: FloatArray, quantized: NDArray[np.int8], due: float, now: float
-    ) -> None:
-        """A quantized window is ready: classify it, then as on_result."""
-        self.on_result(window, self.classifier.classify_quantized(quantized), due, now)
 
     def on_result(self, window: FloatArray, result: Inference, due: float, now: float) -> None:
         """A window was classified (the ticker does that in batches): decide, publish."""
