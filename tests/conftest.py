@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import ansible.module_utils
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Where Ansible finds the repository's modules (ansible.cfg's library, and roles' own).
+MODULE_DIRS = [REPO_ROOT / "library", *sorted(REPO_ROOT.glob("roles/*/library"))]
 
 
 def _expose_module_utils() -> None:
@@ -33,3 +39,30 @@ def load_source(path: str, name: str | None = None) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def ansible_doc(name: str) -> dict[str, Any]:
+    """A module's documentation as ansible-doc reads it (doc fragments resolved): its
+    --json entry, with "doc", "examples" and "return"."""
+    directory = next(d for d in MODULE_DIRS if (d / f"{name}.py").exists())
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-doc")),
+            "--json",
+            "-t",
+            "module",
+            "-M",
+            str(directory),
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ERROR" not in result.stderr, result.stderr
+    entry: dict[str, Any] = json.loads(result.stdout)[name]
+    return entry
