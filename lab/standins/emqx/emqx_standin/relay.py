@@ -106,7 +106,7 @@ class Relay:
     @property
     def local_host(self) -> str:
         host = self.settings.cluster_host
-        return "127.0.0.1" if host in ("", "0.0.0.0") else host
+        return LOOPBACK if host in ("", "0.0.0.0") else host
 
     def snapshot_retained(self, quiet: float = 0.5, limit: float = 5.0) -> None:
         """Read the retained messages the local broker already holds (e.g. from disk)."""
@@ -174,15 +174,21 @@ class Relay:
         self.local.loop_stop()
         while True:
             pending = sum(
-                self._prune(node) for node, peer in self.peers.items() if peer.is_connected()
+                self._unconfirmed_count(node)
+                for node, peer in self.peers.items()
+                if peer.is_connected()
             )
             if pending == 0 or time.monotonic() >= deadline:
                 return pending
             time.sleep(0.05)
 
-    def _prune(self, node: str) -> int:
+    def _unconfirmed_count(self, node: str, sent: mqtt.MQTTMessageInfo | None = None) -> int:
+        """How many copies the peer has not confirmed, after adding ``sent`` (oldest first:
+        confirmed ones are dropped from the front)."""
         with self._unconfirmed_lock:
             queue = self.unconfirmed[node]
+            if sent is not None:
+                queue.append(sent)
             while queue and queue[0].is_published():
                 queue.popleft()
             return len(queue)
@@ -225,9 +231,7 @@ class Relay:
         for node, peer in self.peers.items():
             info = peer.publish(msg.topic, msg.payload, msg.qos, msg.retain, properties=props)
             if info.rc == mqtt.MQTT_ERR_SUCCESS and msg.qos > 0:
-                with self._unconfirmed_lock:
-                    self.unconfirmed[node].append(info)
-                self._prune(node)
+                self._unconfirmed_count(node, info)
             elif info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 LOG.debug("relay to %s failed: %s", node, info.rc)
 
