@@ -3,6 +3,7 @@ its README next to their default."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,26 @@ def test_readme_documents_every_variable(role: Path) -> None:
     rows = [line for line in readme.read_text().splitlines() if line.startswith("| `")]
     documented = {line.split("`")[1] for line in rows}
     assert sorted(set(spec_options(role)) - documented) == []
+
+
+def tasks(node: Any) -> Iterator[dict[str, Any]]:
+    """Every task of a task file, blocks unfolded."""
+    for task in node or []:
+        yield task
+        for section in ("block", "rescue", "always"):
+            yield from tasks(task.get(section))
+
+
+TASK_FILES = sorted((REPO_ROOT / "roles").glob("*/tasks/*.yml"))
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_a_pushed_tag_always_moves_to_the_new_image(path: Path) -> None:
+    """docker_image's `repository` keeps a tag that already exists, so a rebuilt image under a
+    fixed tag (a substitute served as the vendor's version) would never reach the registry:
+    tag with docker_image_tag, which overwrites, then push."""
+    for task in tasks(yaml.safe_load(path.read_text())):
+        image = task.get("community.docker.docker_image") or {}
+        assert "repository" not in image or image.get("force_tag"), task.get("name")
+        tag = task.get("community.docker.docker_image_tag") or {}
+        assert tag.get("existing_images", "overwrite") == "overwrite", task.get("name")
