@@ -108,6 +108,7 @@ class Node:
         """Leave like an EMQX node on a clean stop, which routes a message before it
         acknowledges it: take no more messages (devices reconnect elsewhere and resend what
         was not acknowledged), then finish routing what was acknowledged, then go."""
+        began = time.monotonic()
         if self.runner is not None:
             await self.runner.cleanup()
         await self.broker.stop()
@@ -116,9 +117,17 @@ class Node:
         except RuntimeError as exc:
             LOG.warning("cannot hand over acknowledged messages: %s", exc)
         else:
-            unconfirmed = await asyncio.to_thread(self.relay.drain, DRAIN_SECONDS)
-            if unconfirmed:
-                LOG.warning("stopping with %d routed messages unconfirmed by peers", unconfirmed)
+            handover = await asyncio.to_thread(self.relay.drain, DRAIN_SECONDS)
+            # One line per stop, at warning like "stopping": a drill reads it afterwards.
+            LOG.warning(
+                "handover in %.1f s: broker queue %s, %d messages sent on, %d copies "
+                "unconfirmed by peers, peers down: %s",
+                time.monotonic() - began,
+                "taken" if handover.taken else "NOT taken (no marker)",
+                handover.relayed,
+                handover.unconfirmed,
+                ", ".join(handover.peers_down) or "none",
+            )
         await asyncio.to_thread(self.relay.stop)
         await self.broker.stop()
         await self.cluster.stop()

@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -75,6 +76,18 @@ def _copy_properties(source: Any, origin: str | None) -> Properties | None:
     return props if (origin is not None or source is not None) else None
 
 
+@dataclass(frozen=True)
+class Handover:
+    """What a stopping node's drain did: whether the broker's queue was taken up to the
+    marker, how many messages were sent on meanwhile, how many copies no peer confirmed,
+    and the peers that were down (their copies are not waited for)."""
+
+    taken: bool
+    relayed: int
+    unconfirmed: int
+    peers_down: list[str]
+
+
 class Relay:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -92,6 +105,7 @@ class Relay:
         self.connected = threading.Event()
         self.drained = threading.Event()
         self.connections = 0
+        self.relayed = 0  # messages taken from the local broker and sent on to the peers
         # Retained messages this broker holds (topic -> payload), so a catch-up copies only
         # what is missing or different and devices do not get old announcements again.
         self.retained: dict[str, bytes] = {}
@@ -144,15 +158,16 @@ class Relay:
             client.connect_async(peer.cluster_host, peer.cluster_port, keepalive=30)
             client.loop_start()
 
-    def drain(self, timeout: float) -> int:
+    def drain(self, timeout: float) -> Handover:
         """Hand over what the local broker acknowledged and the relay has not yet sent on.
 
         Called once the broker was stopped (devices gone) and started again with only the
         relay listener on loopback: the relay resumes its session, takes what the broker
         kept for it up to a marker published behind it, and waits until every connected
-        peer confirmed what was relayed to it. Returns how many copies are unconfirmed.
+        peer confirmed what was relayed to it.
         """
         deadline = time.monotonic() + timeout
+        relayed_before = self.relayed
         self.local.loop_stop()
         self.connected.clear()
         self.drained.clear()
@@ -179,7 +194,12 @@ class Relay:
                 if peer.is_connected()
             )
             if pending == 0 or time.monotonic() >= deadline:
-                return pending
+                return Handover(
+                    taken=self.drained.is_set(),
+                    relayed=self.relayed - relayed_before,
+                    unconfirmed=pending,
+                    peers_down=sorted(n for n, p in self.peers.items() if not p.is_connected()),
+                )
             time.sleep(0.05)
 
     def _unconfirmed_count(self, node: str, sent: mqtt.MQTTMessageInfo | None = None) -> int:
@@ -228,6 +248,7 @@ class Relay:
         if _is_relayed(getattr(msg, "properties", None)):
             return
         props = _copy_properties(getattr(msg, "properties", None), self.settings.node)
+        self.relayed += 1
         for node, peer in self.peers.items():
             info = peer.publish(msg.topic, msg.payload, msg.qos, msg.retain, properties=props)
             if info.rc == mqtt.MQTT_ERR_SUCCESS and msg.qos > 0:
