@@ -14,11 +14,13 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -374,6 +376,48 @@ def account(
             short[name] = n_acked - n_stored
             missing[name] = sorted(set(span) - stored.get(ids[name], set()))
     return Accounting(len(before), acked, stored_total, dropped, short, missing)
+
+
+@contextmanager
+def following(host: str, service: str) -> Iterator[list[str]]:
+    """The lines a service's running container on a host logs meanwhile, kept here: they
+    outlive the VM, whose stop ends the stream. Read from the container's log file, which
+    needs no engine (the VM's engine stops first)."""
+    container = vm(
+        host,
+        "docker",
+        "ps",
+        "--quiet",
+        "--filter",
+        f"label=com.docker.swarm.service.name={service}",
+    ).stdout.split()[0]
+    path = vm(host, "docker", "inspect", "--format", "{{.LogPath}}", container).stdout.strip()
+    stream = subprocess.Popen(
+        ["docker", "exec", host, "tail", "--lines=1", "--follow=name", path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # tail's complaint when the VM's files go away
+        text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for raw in stream.stdout or ():
+            if ready.is_set():
+                lines.append(json.loads(raw).get("log", ""))
+            ready.set()  # the file's last line so far: the stream is up
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert ready.wait(30), f"cannot follow the log of {service} on {host}"
+    try:
+        yield lines
+    finally:
+        try:
+            stream.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stream.terminate()
+        reader.join(timeout=5)
 
 
 def log_problems(host: str, service: str, since: str) -> list[str]:
