@@ -19,6 +19,7 @@ from tinyml_sim.models import ModelRegistry
 from tinyml_sim.mqtt import BrokerOptions, Hub
 from tinyml_sim.ota import Announcement, OtaLoader
 from tinyml_sim.schemas import validate
+from tinyml_sim.stats import FleetStats
 from tinyml_sim.ticker import Ticker
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -47,7 +48,10 @@ def device(registry: ModelRegistry) -> Iterator[VirtualDevice]:
     spec = DevicesFile.from_json(doc)
     loop = asyncio.new_event_loop()
     hub = Hub(loop, BrokerOptions(endpoints=(("127.0.0.1", 1),)))
-    ctx = FleetContext(loop=loop, hub=hub, ota=OtaLoader(registry), ticker=Ticker(loop))
+    stats = FleetStats()
+    ctx = FleetContext(
+        loop=loop, hub=hub, ota=OtaLoader(registry), ticker=Ticker(loop, stats), stats=stats
+    )
     dev = VirtualDevice(
         ctx, spec.devices[0], spec.classes["vibration"], registry.get("vibration-cnn", "1.0.0")
     )
@@ -83,6 +87,31 @@ def test_inference_and_health_payloads(device: VirtualDevice) -> None:
     status = published(device, "status")[0]
     validate("status", status)
     assert status["state"] == "online"
+
+
+def test_ticker_records_each_windows_latencies(device: VirtualDevice) -> None:
+    now = device.ctx.loop.time()
+    device.ctx.ticker._run([(now - 0.25, device)], now)
+    assert device.inferences == 1
+    assert len(published(device, "inference")) == 1
+    assert device.ctx.stats.tick_lag_s.take() == (1, 0.25, 0.25)
+    assert device.ctx.stats.inference_us.take()[0] == 1
+
+
+def test_alarm_and_set_rate_change_rate_and_heartbeat(device: VirtualDevice) -> None:
+    cfg = device.cfg
+    assert device.rate_hz == cfg.sample_rate_hz
+    assert device.policy.max_interval_s == cfg.publish_max_interval_s
+    device._on_alert(json.dumps({"type": "t", "status": "ACTIVE_UNACK"}).encode())
+    assert device.rate_hz == cfg.sample_rate_hz * cfg.alert_rate_factor
+    assert device.policy.max_interval_s == cfg.publish_max_interval_s / cfg.alert_rate_factor
+    assert published(device, "health")[-1]["sample_rate_hz"] == device.rate_hz
+    device._on_alert(json.dumps({"type": "t", "status": "CLEARED_UNACK"}).encode())
+    assert device.rate_hz == cfg.sample_rate_hz
+    assert device.policy.max_interval_s == cfg.publish_max_interval_s
+    device._run("set_rate", {"sample_rate_hz": 5.0})
+    assert device.rate_hz == 5.0
+    assert device.policy.max_interval_s == cfg.publish_max_interval_s
 
 
 def test_offline_will_and_ota_result(device: VirtualDevice) -> None:

@@ -39,23 +39,39 @@ def _dumps(doc: dict[str, Any]) -> bytes:
 class InferenceTemplate:
     """inference.v1 payloads byte for byte as _dumps would write them, without building and
     encoding a dict per message: the constant head and the labels are encoded once (per
-    class and model version), the numbers are formatted as json does (repr)."""
+    class and model version), the numbers are formatted as json does (repr).
 
-    __slots__ = ("_head", "_labels")
+    Confidence and anomaly score are dequantized int8 scores, so a model yields at most 256
+    of each: their text is kept, since round() and repr() of a float cost more than the rest
+    of a payload."""
+
+    __slots__ = ("_head", "_labels", "_scores")
+
+    SCORES_MAX = 4096  # texts kept (a bound for models whose scores are not int8)
 
     def __init__(self, class_name: str, name: str, version: str, labels: tuple[str, ...]):
         head = _dumps({"schema": 1, "class": class_name, "model": name, "model_version": version})
         self._head = head.decode()[:-1] + ',"ts":'
         self._labels = tuple(json.dumps(label) for label in labels)
+        self._scores: dict[float, str] = {}
 
     def render(self, ts: int, seq: int, result: Inference, sample_rate_hz: float) -> bytes:
         label_index, confidence, anomaly_score, inference_us = result
+        scores = self._scores
+        confidence_text = scores.get(confidence) or self._score(confidence)
+        anomaly_text = scores.get(anomaly_score) or self._score(anomaly_score)
         return (
             f'{self._head}{ts},"seq":{seq},"label":{self._labels[label_index]},'
-            f'"label_index":{label_index},"confidence":{round(confidence, 4)!r},'
-            f'"anomaly_score":{round(anomaly_score, 4)!r},"inference_us":{inference_us},'
+            f'"label_index":{label_index},"confidence":{confidence_text},'
+            f'"anomaly_score":{anomaly_text},"inference_us":{inference_us},'
             f'"sample_rate_hz":{sample_rate_hz!r}}}'
         ).encode()
+
+    def _score(self, value: float) -> str:
+        text = repr(round(value, 4))
+        if len(self._scores) < self.SCORES_MAX:
+            self._scores[value] = text
+        return text
 
 
 _TEMPLATES: dict[tuple[str, str, str], InferenceTemplate] = {}
@@ -79,7 +95,7 @@ class FleetContext:
     hub: Hub
     ota: OtaLoader
     ticker: Ticker
-    stats: FleetStats = field(default_factory=FleetStats)
+    stats: FleetStats  # the ticker's, which records the per-window latencies
     debug_raw: bool = False
     hardware: dict[str, str | None] = field(default_factory=dict)
     # Wall clock = loop clock + offset, so timestamps cost no extra system call.
@@ -94,6 +110,7 @@ class VirtualDevice:
         "_health_timer",
         "_next_due",
         "_ota_busy",
+        "_period_s",
         "_rejected",
         "_rssi",
         "_rssi_rng",
@@ -117,6 +134,7 @@ class VirtualDevice:
         "ota_applied",
         "ota_rejected",
         "policy",
+        "rate_hz",
         "reconnects",
         "refused",
         "sent",
@@ -157,6 +175,7 @@ class VirtualDevice:
         self.last_acked_seq = 0
         self.inflight: dict[int, tuple[int, float]] = {}
         self._alarms: set[str] = set()
+        self._rate_changed()
         self._class_ann: Announcement | None = None
         self._device_ann: Announcement | None = None
         self._rejected: set[str] = set()
@@ -207,15 +226,13 @@ class VirtualDevice:
     def alarm_active(self) -> bool:
         return bool(self._alarms)
 
-    @property
-    def rate_hz(self) -> float:
+    def _rate_changed(self) -> None:
+        """Sampling rate and heartbeat from the base rate and the alarm state (kept, not
+        derived per window)."""
         factor = self.cfg.alert_rate_factor if self._alarms else 1.0
-        return min(MAX_RATE_HZ, self.base_rate_hz * factor)
-
-    @property
-    def max_interval_s(self) -> float:
-        factor = self.cfg.alert_rate_factor if self._alarms else 1.0
-        return self.cfg.publish_max_interval_s / factor
+        self.rate_hz = min(MAX_RATE_HZ, self.base_rate_hz * factor)
+        self._period_s = 1.0 / self.rate_hz
+        self.policy.max_interval_s = self.cfg.publish_max_interval_s / factor
 
     def now_ms(self) -> int:
         return int((self.ctx.loop.time() + self.ctx.clock_offset) * 1000)
@@ -234,19 +251,15 @@ class VirtualDevice:
     # Sensing and inference
 
     def on_result(self, window: FloatArray, result: Inference, due: float, now: float) -> None:
-        """A window was classified (the ticker does that in batches): decide, publish."""
-        self.ctx.stats.tick_lag_s.add(now - due)
-        uptime = due - self.started
+        """A window was classified (the ticker does that in batches, and records its
+        latencies): decide, publish."""
         self.inferences += 1
-        self.ctx.stats.inference_us.add(result.inference_us)
-        self.policy.max_interval_s = self.max_interval_s
-        if self.policy.decide(result.label_index, uptime):
+        if self.policy.decide(result.label_index, due - self.started):
             self._emit(result, due)
             if self.ctx.debug_raw:
                 self._emit_raw(window.tolist())
-        period = 1.0 / self.rate_hz
         # Behind by more than a period (overload): skip windows rather than burst.
-        self._next_due = max(due + period, now)
+        self._next_due = max(due + self._period_s, now)
         self.ctx.ticker.schedule(self, self._next_due)
 
     def _emit(self, result: Inference, due: float) -> None:
@@ -254,22 +267,20 @@ class VirtualDevice:
         payload = inference_template(self.cfg.name, self.classifier.card).render(
             int((due + self.ctx.clock_offset) * 1000), self.seq, result, self.rate_hz
         )
-        item = (self.seq, due, payload)
         if (
             self.link.connected
             and not self.buffer
             and len(self.inflight) < self.ctx.hub.options.max_inflight
         ):
-            self._send(item)
+            self._send(self.seq, due, payload)
         else:
-            self.buffer.push(item)
+            self.buffer.push((self.seq, due, payload))
 
     def _emit_raw(self, window: list[list[float]]) -> None:
         if self.link.connected:
             self.link.publish(self.topics["raw"], self._envelope(seq=self.seq, window=window), 0)
 
-    def _send(self, item: tuple[int, float, bytes]) -> None:
-        seq, due, payload = item
+    def _send(self, seq: int, due: float, payload: bytes) -> None:
         mid = self.link.publish(self.topics["inference"], payload, 1)
         self.inflight[mid] = (seq, due)
         self.sent += 1
@@ -277,7 +288,7 @@ class VirtualDevice:
     def _drain(self) -> None:
         limit = self.ctx.hub.options.max_inflight
         while self.buffer and self.link.connected and len(self.inflight) < limit:
-            self._send(self.buffer.pop())
+            self._send(*self.buffer.pop())
 
     # Health
 
@@ -386,6 +397,7 @@ class VirtualDevice:
         else:
             self._alarms.add(key)
         if was_active != self.alarm_active:
+            self._rate_changed()
             log.info(
                 "%s: alarm %s, sampling at %.2f Hz",
                 self.name,
@@ -427,6 +439,7 @@ class VirtualDevice:
             return {"pong": True, "ts": self.now_ms()}
         if method == "set_rate":
             self.base_rate_hz = float(params["sample_rate_hz"])
+            self._rate_changed()
             self._reschedule()
             return {"sample_rate_hz": self.rate_hz}
         return self.status()

@@ -17,6 +17,7 @@ from tinyml_sim.device import FleetContext, VirtualDevice
 from tinyml_sim.models import ModelError, ModelRegistry
 from tinyml_sim.mqtt import BrokerOptions, Hub
 from tinyml_sim.ota import OtaLoader
+from tinyml_sim.stats import FleetStats
 from tinyml_sim.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,13 @@ class Fleet:
     def build(self, loop: asyncio.AbstractEventLoop) -> None:
         """Load each class's model once and create the devices (raises ModelError)."""
         hub = Hub(loop, self.options.broker)
+        stats = FleetStats()
         ctx = FleetContext(
             loop=loop,
             hub=hub,
             ota=OtaLoader(self.registry),
-            ticker=Ticker(loop),
+            ticker=Ticker(loop, stats),
+            stats=stats,
             debug_raw=self.options.debug_raw,
         )
         classifiers = {}

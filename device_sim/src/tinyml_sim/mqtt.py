@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -78,20 +78,20 @@ _READ_SIZE = 16384
 _PUBACK_REASONS: dict[int, ReasonCode] = {}
 _PUBLISH_QOS1 = int(mqtt.PUBLISH) | 2  # fixed header byte of a QoS 1, non-retained PUBLISH
 _PUBACK_PLAIN = int(PacketTypes.PUBACK) << 4  # 0x40: a PUBACK's fixed header byte
-# One condition for every message of the process: nobody waits on a message here (no
-# wait_for_publish), and a Condition per message costs more than the rest of a publish.
-_SHARED_CONDITION = threading.Condition()
 
 
 class _MessageInfo(mqtt.MQTTMessageInfo):
+    """The MQTTMessageInfo of every publish_qos1 message: publish_qos1 hands out a mid, not
+    an info, so nothing waits on or reads one, and one object serves them all (paho builds
+    one per message, with a threading.Condition that each PUBACK notifies)."""
+
     __slots__ = ()
 
-    def __init__(self, mid: int) -> None:  # paho's, with the shared condition
-        self.mid = mid
-        self._published = False
-        self._condition = _SHARED_CONDITION
-        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
-        self._iterpos = 0
+    def _set_as_published(self) -> None:
+        pass  # shared: no one message to mark, nobody waiting
+
+
+_SHARED_INFO = _MessageInfo(0)
 
 
 class _Message(mqtt.MQTTMessage):
@@ -106,7 +106,7 @@ class _Message(mqtt.MQTTMessage):
         self.payload = payload
         self.qos = 1
         self.retain = False
-        self.info = _MessageInfo(mid)
+        self.info = _SHARED_INFO
         self.properties = None
 
 
@@ -115,11 +115,13 @@ class _Client(mqtt.Client):
     (pinned: paho-mqtt==2.2.0; everything else goes through paho unchanged):
     - reads are buffered: paho asks the socket for 1 byte, then the length byte(s), then the
       body, i.e. three system calls per PUBACK; one read of what is there serves them all,
-      and a plain PUBACK found whole in that buffer is handled without paho's packet parser;
-    - a plain successful PUBACK shares immutable ReasonCode and Properties objects instead
-      of building two per message;
+      and the plain PUBACKs found whole in that buffer are handled in one pass without
+      paho's packet parser, sharing immutable ReasonCode and Properties objects instead of
+      building two per message;
     - publish_qos1 queues the same PUBLISH packet and message record as publish() without
-      re-validating a known topic or building a threading.Condition per message."""
+      re-validating a known topic or building a threading.Condition per message;
+    - the write queue goes out in one send() when no packet in it needs anything done once
+      written."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,7 +130,8 @@ class _Client(mqtt.Client):
 
     def publish_qos1(self, topic: str, payload: bytes) -> int:
         """publish(topic, payload, qos=1) for the common case: connected, a free in-flight
-        slot, no properties; anything else goes through publish() itself."""
+        slot, no properties; anything else goes through publish() itself. Unlike publish(),
+        it does not call on_socket_register_write: the caller flushes (Link.publish does)."""
         head = self._topic_heads.get(topic)
         if head is None:
             encoded = topic.encode()
@@ -147,8 +150,12 @@ class _Client(mqtt.Client):
             return int(self.publish(topic, payload, qos=1).mid)  # paho reports the clash
         v5 = self._protocol == mqtt.MQTTv5
         length = len(head) + 2 + v5 + len(payload)
-        packet = bytearray((_PUBLISH_QOS1,))
-        self._pack_remaining_length(packet, length)
+        if length < 0x4000:  # the remaining length as paho packs it, short for one or two bytes
+            varint = (length,) if length < 0x80 else (0x80 | length & 0x7F, length >> 7)
+            packet = bytearray((_PUBLISH_QOS1, *varint))
+        else:
+            packet = bytearray((_PUBLISH_QOS1,))
+            self._pack_remaining_length(packet, length)
         packet += head
         packet += mid.to_bytes(2, "big")
         if v5:
@@ -169,7 +176,6 @@ class _Client(mqtt.Client):
                 "info": message.info,
             }
         )
-        self._call_socket_register_write()
         return mid
 
     def _packet_read(self) -> MQTTErrorCode:
@@ -185,18 +191,45 @@ class _Client(mqtt.Client):
                 return super()._packet_read()  # paho reads again and reports the error
             if not buffer:
                 return super()._packet_read()  # closed: paho sees b"" again and says so
-        # A whole plain PUBACK (remaining length 2: success, no reason code) at a packet
-        # boundary: what paho's parser and _handle_pubackcomp would do with it.
-        if len(buffer) >= 4 and buffer[0] == _PUBACK_PLAIN and buffer[1] == 2:
-            mid = (buffer[2] << 8) | buffer[3]
-            del buffer[:4]
-            with self._msgtime_mutex:
-                self._last_bytes_received = time.monotonic()
+        rc = self._read_pubacks(buffer)
+        if rc is None:
+            return super()._packet_read()
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not buffer:
+            return MQTTErrorCode.MQTT_ERR_AGAIN  # all read: no recv() just to hear EAGAIN
+        return rc
+
+    def _read_pubacks(self, buffer: bytearray) -> MQTTErrorCode | None:
+        """Every whole plain PUBACK at the head of the buffer, as paho's parser and
+        _handle_pubackcomp would handle them one by one; None when the head is anything else.
+        Plain: a success reason code (mosquitto's MQTT 5 PUBACK says 0x10, no subscribers),
+        no properties."""
+        v5 = self._protocol == mqtt.MQTTv5
+        pos = 0
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        # len(buffer) each time: a callback that closes the connection empties the buffer.
+        while pos + 4 <= len(buffer) and buffer[pos] == _PUBACK_PLAIN:
+            length = buffer[pos + 1]
+            if length == 2:
+                code = 0
+            elif not v5 or length > 4 or pos + 2 + length > len(buffer):
+                break
+            else:
+                code = buffer[pos + 4]
+                if code >= 0x80 or (length == 4 and buffer[pos + 5]):
+                    break  # a refusal, or properties: paho's parser
+            mid = (buffer[pos + 2] << 8) | buffer[pos + 3]
+            pos += 2 + length
             with self._out_message_mutex:
                 if mid in self._out_messages:
-                    return self._do_on_publish(mid, _PUBACK_SUCCESS, _NO_PROPERTIES)
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return super()._packet_read()
+                    rc = self._do_on_publish(mid, _puback_reason(code), _NO_PROPERTIES)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        if not pos:
+            return None
+        del buffer[:pos]
+        with self._msgtime_mutex:
+            self._last_bytes_received = time.monotonic()
+        return rc
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buffer = self.read_buffer
@@ -213,33 +246,44 @@ class _Client(mqtt.Client):
         self.read_buffer.clear()  # bytes of a dead connection must not start the next one
         super()._sock_close()
 
-    def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
-        packet = self._in_packet["packet"]
-        # Packet id, then optionally a reason code and an empty property length.
-        reason = _puback_reason(packet[2:]) if cmd == "PUBACK" else None
-        if reason is None:
-            return super()._handle_pubackcomp(cmd)
-        mid = (packet[0] << 8) | packet[1]
-        with self._out_message_mutex:
-            if mid in self._out_messages:
-                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+    def _packet_write(self) -> MQTTErrorCode:
+        """paho's, but the whole queue in one send() when no packet needs anything done once
+        written (paho calls on_publish for a QoS 0 PUBLISH and closes after a DISCONNECT):
+        paho sends packet by packet, a system call each, and stops on an IndexError."""
+        queue = self._out_packet
+        if not queue:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        for packet in queue:
+            kind = packet["command"] & 0xF0
+            if kind == mqtt.DISCONNECT or (kind == mqtt.PUBLISH and not packet["qos"]):
+                return super()._packet_write()
+        if len(queue) == 1 and not queue[0]["pos"]:
+            data = queue[0]["packet"]
+        else:
+            data = b"".join(p["packet"][p["pos"] :] for p in queue)
+        try:
+            sent = self._sock_send(data)
+        except (AttributeError, ValueError):
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        except BlockingIOError:
+            return MQTTErrorCode.MQTT_ERR_AGAIN
+        except OSError as err:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "failed to send on socket: %s", err)
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        while queue and sent >= queue[0]["to_process"]:
+            sent -= queue.popleft()["to_process"]
+        if sent:  # a packet partly written: the rest goes with the next write
+            queue[0]["to_process"] -= sent
+            queue[0]["pos"] += sent
+        return MQTTErrorCode.MQTT_ERR_AGAIN if queue else MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
-def _puback_reason(tail: bytes | bytearray) -> ReasonCode | None:
-    """A shared ReasonCode for a plain successful PUBACK tail, None for anything else."""
-    if len(tail) > 2 or (len(tail) == 2 and tail[1]):
-        return None
-    code = tail[0] if tail else 0
-    if code >= 0x80:
-        return None
+def _puback_reason(code: int) -> ReasonCode:
+    """One shared, immutable ReasonCode per PUBACK reason code."""
     reason = _PUBACK_REASONS.get(code)
     if reason is None:
         reason = _PUBACK_REASONS[code] = ReasonCode(PacketTypes.PUBACK, identifier=code)
     return reason
-
-
-_PUBACK_SUCCESS = _PUBACK_REASONS[0] = ReasonCode(PacketTypes.PUBACK, identifier=0)
 
 
 class LinkHandler(Protocol):
@@ -266,6 +310,7 @@ class Link:
 
     __slots__ = (
         "_endpoint",
+        "_flush_wanted",
         "_reading",
         "_writing",
         "client",
@@ -293,6 +338,7 @@ class Link:
         self.sock: Any = None
         self._reading = False
         self._writing = False
+        self._flush_wanted = False
         options = hub.options
         # Each device starts on an endpoint chosen by its name, then fails over in turn.
         self._endpoint = zlib.crc32(name.encode()) % len(options.endpoints)
@@ -353,7 +399,9 @@ class Link:
     ) -> int:
         """Queue a publish; returns its message id (acked later through on_ack for QoS 1)."""
         if qos == 1 and not retain and properties is None:
-            return self.client.publish_qos1(topic, payload)
+            mid = self.client.publish_qos1(topic, payload)
+            self.hub.want_flush(self)
+            return mid
         info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         return int(info.mid)
 
@@ -514,6 +562,11 @@ class Hub:
             self.loop.call_soon_threadsafe(fn, *args)
 
     def want_flush(self, link: Link) -> None:
+        """Write the link's queue at the end of this loop iteration (once, however many
+        packets it queues meanwhile)."""
+        if link._flush_wanted:
+            return
+        link._flush_wanted = True
         self._dirty.append(link)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -522,6 +575,8 @@ class Hub:
     def _flush(self) -> None:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
+        for link in dirty:  # first, so that a flush that raises strands no other link
+            link._flush_wanted = False
         for link in dirty:
             link.flush()
 

@@ -21,6 +21,13 @@ class Samples:
             del self._data[: self._limit // 2]
         self._data.append(value)
 
+    def extend(self, values: list[float]) -> None:
+        """Many samples at once (a tick's worth)."""
+        data = self._data
+        data.extend(values)
+        if len(data) > self._limit:
+            del data[: len(data) - self._limit // 2]
+
     def take(self) -> tuple[int, float, float]:
         """(count, p50, p99) of the samples so far, then start over."""
         data, self._data = self._data, array("d")

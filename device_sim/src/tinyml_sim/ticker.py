@@ -15,6 +15,7 @@ from typing import Protocol
 
 from tinyml_sim.models import Classifier, Inference
 from tinyml_sim.quant import quantize
+from tinyml_sim.stats import FleetStats
 from tinyml_sim.synth import FloatArray, SensorSynth
 
 SLOT_S = 0.01
@@ -32,8 +33,9 @@ class Sampled(Protocol):
 
 
 class Ticker:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, stats: FleetStats) -> None:
         self._loop = loop
+        self._stats = stats
         self._wheel: defaultdict[int, list[tuple[int, float, Sampled]]] = defaultdict(list)
         self._next_slot = math.floor(loop.time() / SLOT_S)
         self._handle: asyncio.TimerHandle | None = None
@@ -69,8 +71,7 @@ class Ticker:
         upcoming = min(self._wheel, default=self._next_slot)
         self._handle = self._loop.call_at(max(upcoming, self._next_slot) * SLOT_S, self._tick)
 
-    @staticmethod
-    def _run(due: list[tuple[float, Sampled]], now: float) -> None:
+    def _run(self, due: list[tuple[float, Sampled]], now: float) -> None:
         groups: defaultdict[tuple[int, int], list[tuple[float, Sampled]]] = defaultdict(list)
         for when, device in due:
             groups[id(device.synth.physics), id(device.classifier)].append((when, device))
@@ -81,5 +82,7 @@ class Ticker:
             classifier = devices[0].classifier
             quantized = quantize(windows, *classifier.input_quantization)
             results = classifier.classify_batch(quantized)
+            self._stats.tick_lag_s.extend([now - when for when, _ in members])
+            self._stats.inference_us.extend([result.inference_us for result in results])
             for window, result, (when, device) in zip(windows, results, members, strict=True):
                 device.on_result(window, result, when, now)
