@@ -382,15 +382,8 @@ def account(
 def following(host: str, service: str) -> Iterator[list[str]]:
     """The lines a service's running container on a host logs meanwhile, kept here: they
     outlive the VM, whose stop ends the stream. Read from the container's log file, which
-    needs no engine (the VM's engine stops first)."""
-    container = vm(
-        host,
-        "docker",
-        "ps",
-        "--quiet",
-        "--filter",
-        f"label=com.docker.swarm.service.name={service}",
-    ).stdout.split()[0]
+    needs no engine (the VM's engine stops answering as the VM shuts down)."""
+    container = task_containers(host, service)[0]
     path = vm(host, "docker", "inspect", "--format", "{{.LogPath}}", container).stdout.strip()
     stream = subprocess.Popen(
         ["docker", "exec", host, "tail", "--lines=1", "--follow=name", path],
