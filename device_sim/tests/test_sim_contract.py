@@ -98,6 +98,21 @@ def test_ticker_records_each_windows_latencies(device: VirtualDevice) -> None:
     assert device.ctx.stats.inference_us.take()[0] == 1
 
 
+def test_a_device_that_fell_behind_keeps_its_phase(device: VirtualDevice) -> None:
+    """After a stall longer than a period the next window is the first one after now on the
+    device's own grid: devices with different phases stay on different slots."""
+    period = device._period_s
+    window, _ = device.synth.window(0.0)
+    result = device.classifier.classify(window)
+    due = device.started + 0.3 * period
+    device.on_result(window, result, due, due + 0.01)
+    assert device._next_due == pytest.approx(due + period)
+    stalled = due + 2.45 * period
+    device.on_result(window, result, due, stalled)
+    assert device._next_due == pytest.approx(due + 3 * period)
+    assert stalled < device._next_due <= stalled + period
+
+
 def test_alarm_and_set_rate_change_rate_and_heartbeat(device: VirtualDevice) -> None:
     cfg = device.cfg
     assert device.rate_hz == cfg.sample_rate_hz

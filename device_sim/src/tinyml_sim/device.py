@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -258,9 +259,20 @@ class VirtualDevice:
             self._emit(result, due)
             if self.ctx.debug_raw:
                 self._emit_raw(window.tolist())
-        # Behind by more than a period (overload): skip windows rather than burst.
-        self._next_due = max(due + self._period_s, now)
+        self._next_due = self._after(due, now)
         self.ctx.ticker.schedule(self, self._next_due)
+
+    def _after(self, due: float, now: float) -> float:
+        """The next window's due time: one period on, or, when the device fell behind by
+        more than a period (a stall, an overload), the first one after `now` on its own
+        period grid. Skipped windows are lost, as on an MCU, and the phase is kept: taking
+        `now` instead would put every device that fell behind in the same stall on the same
+        slot, and the fleet would tick in lockstep from then on."""
+        period = self._period_s
+        following = due + period
+        if following >= now:
+            return following
+        return following + math.ceil((now - following) / period) * period
 
     def _emit(self, result: Inference, due: float) -> None:
         self.seq += 1
