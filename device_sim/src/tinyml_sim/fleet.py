@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import resource
@@ -99,6 +100,10 @@ class Fleet:
         self.ctx.ticker.start()
         for device in self.devices:
             device.start()
+        # The fleet lives as long as the process: keep its objects out of the cyclic GC's
+        # full collections, which otherwise scan all of them every few seconds (about
+        # 250 ms each at 10,000 devices, the whole loop stalled meanwhile).
+        gc.freeze()
         self.ready.set()
         log.info(
             "%d devices started (%s), brokers %s",
