@@ -98,6 +98,26 @@ def test_ticker_records_each_windows_latencies(device: VirtualDevice) -> None:
     assert device.ctx.stats.inference_us.take()[0] == 1
 
 
+def test_the_ticker_never_handles_a_window_before_it_is_due() -> None:
+    loop = asyncio.new_event_loop()
+    ticker = Ticker(loop, FleetStats())
+    handled: list[tuple[float, float]] = []
+    ticker._run = lambda due, now: handled.extend((when, now) for when, _ in due)  # type: ignore[method-assign]
+
+    class Due:
+        tick_token = 0
+
+    start = loop.time()
+    for offset in (0.0013, 0.0151, 0.0199, 0.02, 0.0347):
+        ticker.schedule(Due(), start + offset)  # type: ignore[arg-type]
+    ticker.start()
+    loop.run_until_complete(asyncio.sleep(0.08))
+    ticker.stop()
+    loop.close()
+    assert len(handled) == 5
+    assert all(when <= now < when + 0.03 for when, now in handled), handled
+
+
 def test_a_device_that_fell_behind_keeps_its_phase(device: VirtualDevice) -> None:
     """After a stall longer than a period the next window is the first one after now on the
     device's own grid: devices with different phases stay on different slots."""

@@ -3,7 +3,8 @@ classified in batches, then each device runs its own publish policy.
 
 A timer per device costs a heap operation and a callback per window; at 10,000 devices the
 per-window numpy calls cost more than the signal itself. Devices due in the same 10 ms slot
-are handled together instead (a window is still one device's, from its own generator).
+are handled together instead, at the slot's end (a window is still one device's, from its
+own generator, and is never classified before its last sample is due).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Ticker:
     def schedule(self, device: Sampled, due: float) -> None:
         """Window at loop time `due`; replaces any earlier schedule of this device."""
         device.tick_token += 1
-        slot = max(math.floor(due / SLOT_S), self._next_slot)
+        slot = max(math.ceil(due / SLOT_S), self._next_slot)
         self._wheel[slot].append((device.tick_token, due, device))
 
     @staticmethod
