@@ -4,7 +4,8 @@
 
 Runs, each in its own process so CPU and RSS are its own:
   (a) raw ceiling: a bare QoS 1 publish loop, same client library (paho over the same asyncio
-      driver), pre-built payloads, no inference;
+      driver), pre-built payloads, no inference, each PUBACK answered by the next publish;
+  (a1) the same bare loop shaped like the devices: one publish per client per loop pass;
   (b) simulator ceiling: `tinyml-sim run` with more demand than it can serve (every inference
       published), so the achieved rate is its ceiling;
   (c) simulator at scale: --devices at 1 Hz each, lag measured per stats interval;
@@ -100,7 +101,14 @@ class Sampler:
 # (a) and (d) run in child processes of this script.
 
 
-def raw_child(port: int, clients: int, seconds: float) -> None:
+IN_FLIGHT = 20  # the simulator's default max_inflight
+
+
+def raw_child(port: int, clients: int, seconds: float, *, paced: bool) -> None:
+    """Acked-driven (paced=False): every PUBACK is answered by the next publish, so a
+    client's queue often holds several messages and leaves in one send(). Paced: one
+    publish per client per loop pass, as each device publishes one window per tick, so a
+    send() carries one message, as the simulator's do."""
     from tinyml_sim.mqtt import BrokerOptions, Hub, Link  # noqa: PLC0415
 
     class Counter:
@@ -108,17 +116,25 @@ def raw_child(port: int, clients: int, seconds: float) -> None:
 
         def __init__(self) -> None:
             self.link: Link
+            self.inflight = 0
+
+        def publish(self) -> None:
+            self.link.publish(f"tinyml/devices/{self.link.name}/inference", PAYLOAD, 1)
+            self.inflight += 1
 
         def on_link_up(self) -> None:
-            for _ in range(20):
-                self.link.publish(f"tinyml/devices/{self.link.name}/inference", PAYLOAD, 1)
+            if not paced:
+                for _ in range(IN_FLIGHT):
+                    self.publish()
 
         def on_link_down(self, reason: str) -> None:
             pass
 
         def on_ack(self, _mid: int, _refused: bool) -> None:
             Counter.acked += 1
-            self.link.publish(f"tinyml/devices/{self.link.name}/inference", PAYLOAD, 1)
+            self.inflight -= 1
+            if not paced:
+                self.publish()
 
         def on_message(self, message: Any) -> None:
             pass
@@ -130,6 +146,14 @@ def raw_child(port: int, clients: int, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         hub = Hub(loop, BrokerOptions(endpoints=(("127.0.0.1", port),), connect_rate=1000))
         hub.start()
+        counters: list[Counter] = []
+
+        def pass_() -> None:
+            for counter in counters:
+                if counter.link.connected and counter.inflight < IN_FLIGHT:
+                    counter.publish()
+            loop.call_soon(pass_)
+
         for i in range(clients):
             handler = Counter()
             name = f"bench-vibration-{i + 1:05d}"
@@ -143,6 +167,9 @@ def raw_child(port: int, clients: int, seconds: float) -> None:
             )
             hub.add(handler.link)
             handler.link.start()
+            counters.append(handler)
+        if paced:
+            loop.call_soon(pass_)
         await asyncio.sleep(2.0)
         start, before, cpu = loop.time(), Counter.acked, time.process_time()
         await asyncio.sleep(seconds)
@@ -248,7 +275,7 @@ def child(mode: str, port: int, n: int, seconds: float) -> dict[str, Any]:
 WARMUP_INTERVALS = 3  # stats intervals with the whole fleet connected before measuring
 _STATS = re.compile(
     r"connected=(\d+)/(\d+) .* rate=(\d+)/s .* infer_p50_us=(\d+) "
-    r"infer_p99_us=(\d+) ack_lag_p50_ms=([\d.]+) ack_lag_p99_ms=([\d.]+)"
+    r"infer_p99_us=(\d+) ack_lag_p50_ms=(-?[\d.]+) ack_lag_p99_ms=(-?[\d.]+)"
 )
 
 
@@ -327,7 +354,7 @@ def simulator(
     }
 
 
-ROWS = ("a", "b", "c", "c2", "c'", "d")
+ROWS = ("a", "a1", "b", "c", "c2", "c'", "d")
 Row = tuple[str, float, int, dict[str, Any]]
 
 
@@ -340,6 +367,9 @@ def measure(
     if "a" in only:
         raw = child("raw", port, 200, args.ceiling_seconds)
         rows.append(("(a) raw ceiling: 200 clients, bare QoS 1 loop", raw["rate"], 200, raw))
+    if "a1" in only:
+        paced = child("paced", port, 200, args.ceiling_seconds)
+        rows.append(("(a1) same, one publish per client per pass", paced["rate"], 200, paced))
     if "b" in only:
         ceiling = simulator(
             broker,
@@ -392,25 +422,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--naive-devices", type=int, default=1000)
     parser.add_argument("--sustain-devices", type=int, default=5000)
-    parser.add_argument("--child", choices=["raw", "naive"])
+    parser.add_argument("--child", choices=["raw", "paced", "naive"])
     parser.add_argument("--port", type=int)
     parser.add_argument(
         "--only",
         default=",".join(ROWS),
-        help="comma-separated rows to run, e.g. a,b (the ceiling ratio needs both)",
+        help="comma-separated rows to run, e.g. a,a1,b (the ceiling ratios need b)",
     )
     parser.add_argument(
         "--ceiling-seconds",
         type=float,
         default=15.0,
-        help="measured seconds of rows (a) and (b)",
+        help="measured seconds of rows (a), (a1) and (b)",
     )
     args = parser.parse_args()
     only = {row.strip() for row in args.only.split(",") if row.strip()}
     if only - set(ROWS):
         parser.error(f"--only: unknown rows {sorted(only - set(ROWS))}, choose from {ROWS}")
-    if args.child == "raw":
-        raw_child(args.port, args.devices, args.seconds)
+    if args.child in ("raw", "paced"):
+        raw_child(args.port, args.devices, args.seconds, paced=args.child == "paced")
         return
     if args.child == "naive":
         naive_child(args.port, args.devices, args.seconds)
@@ -420,7 +450,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sim-bench-") as tmp:
         workdir = Path(tmp)
         needed = max(
-            200 if only & {"a", "b"} else 0,
+            200 if only & {"a", "a1", "b"} else 0,
             args.devices if only & {"c", "c'"} else 0,
             args.sustain_devices if "c2" in only else 0,
             args.naive_devices if "d" in only else 0,
@@ -453,8 +483,11 @@ def main() -> None:
             f"{r['rss'] / 2**20 * per_k:>7.1f}"
         )
     rates = {label[1:3].rstrip(")"): rate for label, rate, _, _ in rows}
-    if "a" in rates and "b" in rates:
-        print(f"\nsimulator ceiling / raw ceiling: {100 * rates['b'] / rates['a']:.0f} %")
+    print()
+    for raw in ("a", "a1"):
+        if raw in rates and "b" in rates:
+            ratio = 100 * rates["b"] / rates[raw]
+            print(f"simulator ceiling (b) / raw ceiling ({raw}): {ratio:.0f} %")
     print(f"load average (1, 5, 15 min) at the start: {load_start}, at the end: {os.getloadavg()}")
 
 
