@@ -128,6 +128,8 @@ def test_alarms_reach_the_alert_topic_as_the_bridge_user(chain: Any) -> None:
     configuration = nodes[mqtt]["configuration"]
     assert configuration["topicPattern"] == "tinyml/devices/${deviceName}/alert"
     assert configuration["credentials"]["username"] == "tinyml-bridge"
+    # Retained: a device that restarts during an alarm must learn of it when it subscribes.
+    assert configuration["retainedMessage"] is True
 
 
 def test_the_connector_uses_its_hosts_emqx_node_and_a_lasting_session() -> None:
