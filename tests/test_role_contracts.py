@@ -89,3 +89,24 @@ def test_a_pushed_tag_always_moves_to_the_new_image(path: Path) -> None:
         assert "repository" not in image or image.get("force_tag"), task.get("name")
         tag = task.get("community.docker.docker_image_tag") or {}
         assert tag.get("existing_images", "overwrite") == "overwrite", task.get("name")
+
+
+def logged_tasks(node: Any, hidden: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Every task of a task file with whether its result is hidden (its own no_log, or its
+    block's)."""
+    for task in node or []:
+        task_hidden = bool(task.get("no_log", hidden))
+        yield task, task_hidden
+        for section in ("block", "rescue", "always"):
+            yield from logged_tasks(task.get(section), task_hidden)
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_a_failure_message_is_never_hidden(path: Path) -> None:
+    """no_log replaces a failed task's whole result, its message included: an operator would
+    read "the output has been hidden" instead of what is wrong. An assert's or a fail's
+    result holds its condition's text and its message, never the variables' values."""
+    for task, hidden in logged_tasks(yaml.safe_load(path.read_text())):
+        check = task.get("ansible.builtin.assert") or {}
+        message = check.get("fail_msg") or (task.get("ansible.builtin.fail") or {}).get("msg")
+        assert not (message and hidden), task.get("name")
