@@ -10,7 +10,6 @@ through ThingsBoard's REST API, stored rows from ThingsBoard's ts_kv table.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -42,37 +41,10 @@ T = TypeVar("T")
 
 sys.path.insert(0, str(REPO_ROOT))  # for the repository's own test helpers
 from tests.conftest import load_source  # noqa: E402
+from tests.lab_helpers import run, vm  # noqa: E402
 
 # An EMQX host's service and node names, as the emqx role makes them.
 dns_label = load_source("plugins/filter/emqx_filters.py").emqx_dns_label
-
-
-def run(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)}: rc={done.returncode}\n{done.stdout}\n{done.stderr}"
-        )
-    return done
-
-
-def vm(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """A command on a lab VM."""
-    return run("docker", "exec", name, *args, check=check)
-
-
-def ansible_playbook(*playbooks: str) -> subprocess.CompletedProcess[str]:
-    # Molecule exports ANSIBLE_FORCE_COLOR; the output is parsed, so ask for plain text.
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(INVENTORY), *playbooks],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
 
 
 def changed_tasks(output: str) -> list[str]:

@@ -23,7 +23,6 @@ from e2e_support import (
     Inventory,
     ThingsBoard,
     account,
-    ansible_playbook,
     changed_tasks,
     db_container,
     device_table,
@@ -33,13 +32,13 @@ from e2e_support import (
     log_problems,
     psql,
     record,
-    run,
     simulators_started_ms,
     stored_seqs,
     thingsboard,
-    vm,
     wait_for,
 )
+
+from tests.lab_helpers import playbook, run, vm
 
 # The alarm roles/tb_gateway's rule chain raises on inactivity.
 OFFLINE_ALARM = "Device offline"
@@ -448,7 +447,7 @@ def test_editing_one_hosts_device_count_changes_only_its_service(
                 f"{first_class}: {counts[first_class]}", f"{first_class}: {counts[first_class] + 5}"
             )
         )
-        done = ansible_playbook("playbooks/provision.yml", "playbooks/fleet.yml")
+        done = playbook(INVENTORY, "playbooks/provision.yml", "playbooks/fleet.yml")
         assert done.returncode == 0, done.stdout[-3000:]
         after = versions()
         changed = {s for s in services if after[s][0] != before[s][0]}
@@ -466,5 +465,5 @@ def test_editing_one_hosts_device_count_changes_only_its_service(
     finally:
         # Back to the inventory as committed, so that the idempotence step finds it.
         Path(host_vars).write_text(original)
-        restored = ansible_playbook("playbooks/provision.yml", "playbooks/fleet.yml")
+        restored = playbook(INVENTORY, "playbooks/provision.yml", "playbooks/fleet.yml")
     assert restored.returncode == 0, restored.stdout[-3000:]

@@ -9,10 +9,10 @@ reach the VMs' addresses, where 1883/8883 are published in host mode.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -28,6 +28,9 @@ from testinfra.host import Host
 
 SCENARIO = Path(__file__).resolve().parents[1]
 REPO_ROOT = SCENARIO.parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # for the repository's own test helpers
+from tests.lab_helpers import playbook, succeeded  # noqa: E402
+
 INVENTORY = SCENARIO / "inventory"
 CREDENTIALS = INVENTORY / "credentials" / "emqx"
 DEVICE_CREDENTIALS = INVENTORY / "credentials" / "test-devices"
@@ -510,17 +513,7 @@ def test_the_other_brokers_keep_serving_while_a_vm_is_down_and_it_rejoins(
 
 # -- plain MQTT off -----------------------------------------------------------------------
 def run_emqx_playbook(*extra: str) -> None:
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    result = subprocess.run(
-        ["ansible-playbook", "-i", str(INVENTORY), "playbooks/emqx.yml", *extra],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    succeeded(playbook(INVENTORY, "playbooks/emqx.yml", *extra, timeout=900))
 
 
 def refused(address: str, port: int) -> bool:

@@ -4,10 +4,9 @@ by one host and removing it again."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,9 @@ from testinfra.host import Host
 
 SCENARIO = Path(__file__).resolve().parents[1]
 REPO_ROOT = SCENARIO.parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # for the repository's own test helpers
+from tests.lab_helpers import playbook, recap, succeeded  # noqa: E402
+
 PROBE_IMAGE = "registry.lab:5000/lab/probe:latest"
 GROUP_LABELS = ("emqx", "timescaledb", "thingsboard", "simulators")
 
@@ -117,30 +119,8 @@ def test_service_reaches_a_service_on_another_node_by_name(manager: Host) -> Non
         manager.run(f"docker service rm {server} {client}")
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host, summed over the plays of one run."""
-    totals: dict[str, dict[str, int]] = {}
-    for name, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, flags=re.MULTILINE):
-        for key, value in re.findall(r"(\w+)=(\d+)", counters):
-            totals.setdefault(name, {}).setdefault(key, 0)
-            totals[name][key] += int(value)
-    return totals
-
-
 def ansible_playbook(inventory: Path, *args: str) -> str:
-    # Molecule exports ANSIBLE_FORCE_COLOR; the recap is parsed, so ask for plain text.
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    result = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return result.stdout
+    return succeeded(playbook(inventory, *args, timeout=900))
 
 
 def test_a_new_worker_joins_with_its_labels_and_leaves_on_request(

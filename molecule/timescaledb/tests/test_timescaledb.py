@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,9 @@ from testinfra.host import Host
 
 SCENARIO = Path(__file__).resolve().parents[1]
 REPO_ROOT = SCENARIO.parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # for the repository's own test helpers
+from tests.lab_helpers import changed, playbook, run, vm  # noqa: E402
+
 INVENTORY = SCENARIO / "inventory"
 CREDENTIALS = INVENTORY / "credentials" / "timescaledb"
 SERVICE = "timescaledb_timescaledb"
@@ -60,48 +64,11 @@ DIGEST_SQL = "SELECT count(*), md5(string_agg(i::text, ',' ORDER BY id)) FROM in
 # ---------------------------------------------------------------------------- helpers
 
 
-def run(*args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)}: rc={done.returncode}\n{done.stdout}\n{done.stderr}"
-        )
-    return done
-
-
-def vm(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """A command on a lab VM."""
-    return run("docker", "exec", name, *args, check=check)
-
-
 def ansible_playbook(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    # Molecule exports ANSIBLE_FORCE_COLOR; the output is parsed, so ask for plain text.
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    """A run and how long it took."""
     started = time.monotonic()
-    done = subprocess.run(
-        ["ansible-playbook", "-i", str(INVENTORY), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = playbook(INVENTORY, *args, timeout=900)
     return done, time.monotonic() - started
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host, summed over the plays of one run."""
-    totals: dict[str, dict[str, int]] = {}
-    for name, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, flags=re.MULTILINE):
-        for key, value in re.findall(r"(\w+)=(\d+)", counters):
-            totals.setdefault(name, {}).setdefault(key, 0)
-            totals[name][key] += int(value)
-    return totals
-
-
-def changed(output: str) -> int:
-    return sum(counters.get("changed", 0) for counters in recap(output).values())
 
 
 def delta_seconds(output: str, marker: str) -> float:
