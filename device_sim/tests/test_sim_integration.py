@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import shutil
@@ -121,6 +122,23 @@ def test_200_devices_and_a_broker_restart_lose_no_qos1_inference(
     finally:
         bridge.close()
         server.stop()
+
+
+def test_the_connections_are_frozen_out_of_the_gc_once_all_are_up(
+    broker: Mosquitto, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc.freeze() once the devices exist, and again once every one has connected."""
+    connected_at_freeze: list[int] = []
+    run = RunningFleet(subset(vibration=3), broker, models_dir)
+    monkeypatch.setattr(
+        gc,
+        "freeze",
+        lambda: connected_at_freeze.append(sum(d.connects > 0 for d in run.fleet.devices)),
+    )
+    with run:
+        wait_for(lambda: len(connected_at_freeze) == 2, 10, "the second freeze")
+    assert connected_at_freeze[1] == 3
+    assert len(connected_at_freeze) == 2
 
 
 def test_publish_outside_the_acl_is_refused_and_reported(
