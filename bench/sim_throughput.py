@@ -98,14 +98,14 @@ class Sampler:
         self._stop.set()
 
 
-# (a) and (d) run in child processes of this script.
+# (a), (a1) and (d) run in child processes of this script.
 
 
 IN_FLIGHT = 20  # the simulator's default max_inflight
 
 
 def raw_child(port: int, clients: int, seconds: float, *, paced: bool) -> None:
-    """Acked-driven (paced=False): every PUBACK is answered by the next publish, so a
+    """PUBACK-driven (paced=False): every PUBACK is answered by the next publish, so a
     client's queue often holds several messages and leaves in one send(). Paced: one
     publish per client per loop pass, as each device publishes one window per tick, so a
     send() carries one message, as the simulator's do."""
