@@ -68,12 +68,14 @@ def test_readme_documents_every_variable(role: Path) -> None:
     assert sorted(set(spec_options(role)) - documented) == []
 
 
-def tasks(node: Any) -> Iterator[dict[str, Any]]:
-    """Every task of a task file, blocks unfolded."""
+def tasks(node: Any, hidden: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Every task of a task file, blocks unfolded, with whether its result is hidden (its
+    own no_log, or its block's)."""
     for task in node or []:
-        yield task
+        task_hidden = bool(task.get("no_log", hidden))
+        yield task, task_hidden
         for section in ("block", "rescue", "always"):
-            yield from tasks(task.get(section))
+            yield from tasks(task.get(section), task_hidden)
 
 
 TASK_FILES = sorted((REPO_ROOT / "roles").glob("*/tasks/*.yml"))
@@ -84,21 +86,11 @@ def test_a_pushed_tag_always_moves_to_the_new_image(path: Path) -> None:
     """docker_image's `repository` keeps a tag that already exists, so a rebuilt image under a
     fixed tag (a substitute served as the vendor's version) would never reach the registry:
     tag with docker_image_tag, which overwrites, then push."""
-    for task in tasks(yaml.safe_load(path.read_text())):
+    for task, _hidden in tasks(yaml.safe_load(path.read_text())):
         image = task.get("community.docker.docker_image") or {}
         assert "repository" not in image or image.get("force_tag"), task.get("name")
         tag = task.get("community.docker.docker_image_tag") or {}
         assert tag.get("existing_images", "overwrite") == "overwrite", task.get("name")
-
-
-def logged_tasks(node: Any, hidden: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
-    """Every task of a task file with whether its result is hidden (its own no_log, or its
-    block's)."""
-    for task in node or []:
-        task_hidden = bool(task.get("no_log", hidden))
-        yield task, task_hidden
-        for section in ("block", "rescue", "always"):
-            yield from logged_tasks(task.get(section), task_hidden)
 
 
 @pytest.mark.parametrize("path", TASK_FILES, ids=lambda p: f"{p.parts[-3]}/{p.name}")
@@ -106,7 +98,7 @@ def test_a_failure_message_is_never_hidden(path: Path) -> None:
     """no_log replaces a failed task's whole result, its message included: an operator would
     read "the output has been hidden" instead of what is wrong. An assert's or a fail's
     result holds its condition's text and its message, never the variables' values."""
-    for task, hidden in logged_tasks(yaml.safe_load(path.read_text())):
+    for task, hidden in tasks(yaml.safe_load(path.read_text())):
         check = task.get("ansible.builtin.assert") or {}
         message = check.get("fail_msg") or (task.get("ansible.builtin.fail") or {}).get("msg")
         assert not (message and hidden), task.get("name")
